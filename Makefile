@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine:
+#   make run   -> create .venv if missing, install the project, open the app
+#   make test  -> same install, then the whole test suite (Qt offscreen)
+# Re-running either on an installed tree skips the install (stamp file).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.afwb-install-stamp
+# Pinned for this machine: these wheels lie on its disk, so pip installs them
+# without a download. pyproject.toml declares looser ranges for users.
+PINS   := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: run test install bench clean-venv
+
+run: $(STAMP)
+	$(PY) main.py
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q $(PINS) -e '.[test,onnx]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) bench/layers.py
+	$(PY) bench/overhead.py
+
+clean-venv:
+	rm -rf $(VENV)

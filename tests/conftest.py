@@ -1,0 +1,51 @@
+"""Suite-wide test set-up: Qt offscreen, isolated user folders, the shared MNIST copy."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--headed", action="store_true", help="show Qt windows instead of offscreen")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set here, not only in the Makefile, so a bare `pytest` also runs headless.
+    if not config.getoption("--headed"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's runs, data or settings folders."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("AFWB_RUNS", str(base / "runs"))
+    monkeypatch.setenv("AFWB_DATA", str(base / "data"))
+    monkeypatch.setenv("AFWB_CONFIG", str(base / "config"))
+
+
+def _find_shared_mnist() -> Path | None:
+    env = os.environ.get("AFWB_TEST_MNIST")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / "data" / "mnist", REPO.parent.parent / "shared" / "data" / "mnist"]
+    for path in candidates:
+        if (path / "train-images-idx3-ubyte.gz").exists() or (path / "train-images-idx3-ubyte").exists():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """The folder with the four standard MNIST IDX files (../shared/data/mnist beside the repo)."""
+    path = _find_shared_mnist()
+    if path is None:
+        pytest.skip("real MNIST IDX files not found beside the repository (../shared/data/mnist); set AFWB_TEST_MNIST")
+    return path
