@@ -17,14 +17,13 @@ Splits (documented choice):
 
 * ``mnist``, ``fashion-mnist``, ``cifar10``: validation = the official test split;
   ``task.val_split`` is ignored for them.
-* ``checkerboard``: the paper's split of the 81×81 grid, 25 % train (1,640 points) and 75 %
-  validation (4,921 points); ``val_split`` is ignored.
-* ``parity``: a fixed, seeded training set (``n_train`` samples, default 8,192) and a separately
-  generated validation set of ``n_val`` samples (default 2,048; none when ``val_split`` is 0).
-  The original drew a fresh batch of 1,000 every step; a fixed large set is used here so an
-  epoch means something and runs repeat exactly.
-* ``digits``, ``spirals``, ``diabetes``: ``val_split`` carves a seeded random fraction off the
-  data (0 → no validation).
+* every embedded set (``digits``, ``parity``, ``checkerboard``, ``spirals``, ``diabetes``):
+  ``val_split`` carves a seeded random fraction off the generated/shipped data (0 → no
+  validation). HanNet's checkerboard split (1,640 train / 4,921 test of the 81×81 grid) is
+  ``val_split`` = 0.75 with the default ``n_samples`` = 6,561.
+* ``parity`` draws ``n_samples`` random bit vectors once (seeded) and splits them. The original
+  drew a fresh batch of 1,000 every step; a fixed large sample is used here so an epoch means
+  something and runs repeat exactly (with 8 inputs there are only 256 distinct vectors anyway).
 
 ``task.limit_train`` keeps a seeded random subset of that many training samples.
 ``task.normalize`` standardises image sets per channel (fixed published means/stds for
@@ -343,33 +342,45 @@ def make_parity(n_inputs: int, k_active: int, n: int, rng: np.random.Generator) 
     return bits.astype(np.float32), labels.astype(np.int64)
 
 
-def make_checkerboard(cells: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """The HanNet styled problem: an 81×81 grid on [-1, 1]², a ``cells``×``cells`` board of
-    0/1 squares in the inner 72×72 points and a 4-point border of class 0 (HanNet ``utl.problem``
-    with t = cells/2)."""
-    grid = np.linspace(-1.0, 1.0, 81)
-    u, v = np.meshgrid(grid, grid, indexing="ij")
-    x = np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float32)
-    if 72 % cells:
-        raise DataError(f"checkerboard: cells must divide 72, got {cells}", "use 2, 4, 6, 8, 12 or 24")
-    size = 72 // cells
-    i = np.arange(72) // size
-    board = (i[:, None] + i[None, :]) % 2
-    t = np.zeros((81, 81), dtype=np.int64)
-    t[4:76, 4:76] = board
-    return x, t.ravel()
+def make_checkerboard(squares: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """HanNet's styled problem on [-1, 1]²: a ``squares``×``squares`` board of alternating classes
+    over the inner square [-0.9, 0.9)² and a class-0 border.
+
+    ``n_samples`` = 6,561 (= 81²) gives HanNet's exact data: the 81×81 grid of ``linspace(-1, 1, 81)``
+    (``utl.problem`` with t = squares/2; HanNet used t = 4, i.e. 8 squares per side). Any other count
+    draws that many uniform random points.
+    """
+    if n_samples == 81 * 81:
+        idx = np.arange(81)
+        iu, iv = np.meshgrid(idx, idx, indexing="ij")
+        iu, iv = iu.ravel(), iv.ravel()
+        grid = np.linspace(-1.0, 1.0, 81)
+        x = np.stack([grid[iu], grid[iv]], axis=1).astype(np.float32)
+        inside = (iu >= 4) & (iu < 76) & (iv >= 4) & (iv < 76)
+        cu = np.clip(iu - 4, 0, 71) * squares // 72
+        cv = np.clip(iv - 4, 0, 71) * squares // 72
+    else:
+        x = rng.uniform(-1.0, 1.0, size=(n_samples, 2)).astype(np.float32)
+        inside = (np.abs(x) < 0.9).all(axis=1) | ((x >= -0.9) & (x < 0.9)).all(axis=1)
+        cell = np.floor((x.astype(np.float64) + 0.9) / (1.8 / squares)).astype(np.int64).clip(0, squares - 1)
+        cu, cv = cell[:, 0], cell[:, 1]
+    y = np.where(inside, (cu + cv) % 2, 0).astype(np.int64)
+    return x, y
 
 
-def make_spirals(n: int, noise: float, turns: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaved spirals of ``n`` points in total, radius up to 1, Gaussian ``noise`` (std)."""
-    half = n // 2
-    t = np.sqrt(rng.random(half)) * turns * 2 * np.pi
-    r = t / (turns * 2 * np.pi)
-    a = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-    b = -a
-    x = np.concatenate([a, b]) + rng.normal(0.0, noise, size=(2 * half, 2))
-    y = np.concatenate([np.zeros(half), np.ones(half)]).astype(np.int64)
-    return x.astype(np.float32), y
+def make_spirals(n: int, n_arms: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n_arms`` interleaved spiral arms (one class each, 1.5 turns, radius up to 1), ``n`` points
+    in total, plus Gaussian ``noise`` (std, input units)."""
+    per = max(1, n // n_arms)
+    turns = 1.5
+    xs, ys = [], []
+    for arm in range(n_arms):
+        t = np.sqrt(rng.random(per))  # radius fraction, denser towards the outside
+        theta = t * turns * 2 * np.pi + 2 * np.pi * arm / n_arms
+        pts = np.stack([t * np.cos(theta), t * np.sin(theta)], axis=1)
+        xs.append(pts + rng.normal(0.0, noise, size=pts.shape))
+        ys.append(np.full(per, arm, dtype=np.int64))
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,31 +439,23 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     elif name == "parity":
         n_inputs = int(_opt(options, "n_inputs", 8))
         k_active = int(_opt(options, "k_active", 3))
-        n_train = int(_opt(options, "n_train", 8192))
-        n_val = int(_opt(options, "n_val", 2048))
-        xt, yt = make_parity(n_inputs, k_active, n_train, rng)
-        if val_split > 0:
-            xv, yv = make_parity(n_inputs, k_active, n_val, rng)
-        else:
-            xv = yv = None
-        classes = 2
-        notes["split"] = "fixed seeded training set + separately generated validation set"
-    elif name == "checkerboard":
-        cells = int(_opt(options, "cells", 8))
-        x, y = make_checkerboard(cells)
-        perm = rng.permutation(len(x))
-        n_train = int(len(x) * 0.25)  # 1,640 of 6,561, as in HanNet
-        xt, yt, xv, yv = x[perm[:n_train]], y[perm[:n_train]], x[perm[n_train:]], y[perm[n_train:]]
-        classes = 2
-        notes["split"] = "HanNet split: 25% train (1,640), 75% validation (4,921)"
-    elif name == "spirals":
-        n = int(_opt(options, "n_samples", 2000))
-        noise = float(_opt(options, "noise", 0.05))
-        turns = float(_opt(options, "turns", 1.5))
-        x, y = make_spirals(n, noise, turns, rng)
+        x, y = make_parity(n_inputs, k_active, int(_opt(options, "n_samples", 16384)), rng)
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
+        notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
+    elif name == "checkerboard":
+        x, y = make_checkerboard(int(_opt(options, "squares", 8)), int(_opt(options, "n_samples", 6561)), rng)
+        tr, va = _split(len(x), val_split, rng)
+        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
+        classes = 2
+    elif name == "spirals":
+        n_arms = int(_opt(options, "n_arms", 2))
+        x, y = make_spirals(int(_opt(options, "n_samples", 2000)), n_arms,
+                            float(_opt(options, "noise", 0.05)), rng)
+        tr, va = _split(len(x), val_split, rng)
+        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
+        classes = n_arms
     elif name == "diabetes":
         from sklearn.datasets import load_diabetes
 

@@ -1,0 +1,307 @@
+"""Run directories: what a training run leaves on disk, and how to list, rename and delete them.
+
+Layout of one run (``<root>/<YYYYmmdd-HHMMSS>-<slug>/``)::
+
+    preset.json            exactly what ran (spec.save_preset)
+    metrics.jsonl          one JSON object per line: Metrics.flat() / EpochEnd.flat(); appended and
+                           flushed at each emit (a killed run leaves at most one torn last line)
+    summary.json           RunSummary.to_dict(); status "running" at start, final figures at the end
+    run.json               user metadata (the label shown in the runs list)
+    checkpoints/last.pt    model + optimiser + scheduler state, epoch, step, RNG states
+    checkpoints/best.pt    the same at the best validation figure
+
+Checkpoints hold only tensors, dicts, lists, tuples, ints, floats, strings, bools and None, so
+``torch.load(path, weights_only=True)`` reads them. JSON files are written atomically (temp file +
+``os.replace``), so a crash never leaves half a summary.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .events import RunSummary
+
+__all__ = [
+    "default_runs_root",
+    "new_run_dir",
+    "RunRecord",
+    "RunWriter",
+    "list_runs",
+    "load_run",
+    "delete_run",
+    "rename_run",
+    "read_metrics",
+    "read_summary",
+    "write_json_atomic",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_path",
+    "NotARunDir",
+]
+
+PRESET_FILE = "preset.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class NotARunDir(ValueError):
+    """The folder is not a run directory (no preset.json / summary.json)."""
+
+
+def default_runs_root() -> Path:
+    """Where runs are kept: env ``AFWB_RUNS`` if set, else ``user_data_dir("afwb")/runs``."""
+    env = os.environ.get("AFWB_RUNS")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("afwb")) / "runs"
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (slug[:max_len].rstrip("-")) or "run"
+
+
+def new_run_dir(root: Path | str, preset_name: str) -> Path:
+    """Create and return a fresh ``<root>/<YYYYmmdd-HHMMSS>-<slug>`` (``-2``, ``-3``... if taken)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(preset_name)}"
+    for i in range(1, 10_000):
+        path = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"could not create a unique run folder under {root}")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, allow_nan=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_metrics(path: Path | str) -> list[dict[str, Any]]:
+    """All complete records of ``metrics.jsonl`` (``path`` = run folder or the file). A torn or
+    unparsable line (a run killed mid-write) is skipped; nothing raises for a partial file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def read_summary(path: Path | str) -> RunSummary | None:
+    try:
+        return RunSummary.from_dict(_read_json(Path(path) / SUMMARY_FILE))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+@dataclass
+class RunRecord:
+    """One run folder as the runs list shows it. ``preset`` is the parsed preset (None if unreadable)."""
+
+    path: Path
+    preset: Any | None
+    summary: RunSummary | None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        if self.summary is not None and self.summary.preset_name:
+            return self.summary.preset_name
+        return self.path.name
+
+
+def _is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / SUMMARY_FILE).exists() or (path / PRESET_FILE).exists())
+
+
+def load_run(path: Path | str) -> RunRecord:
+    """Read one run folder (preset, summary, label); missing parts are None/empty."""
+    path = Path(path)
+    if not _is_run_dir(path):
+        raise NotARunDir(f"{path} is not a run folder (no {SUMMARY_FILE} or {PRESET_FILE})")
+    preset = None
+    if (path / PRESET_FILE).exists():
+        try:
+            from .spec import load_preset
+
+            preset = load_preset(path / PRESET_FILE)
+        except Exception:  # an unreadable preset still lists the run
+            preset = None
+    label = ""
+    try:
+        label = str(_read_json(path / RUN_FILE).get("label", ""))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return RunRecord(path=path, preset=preset, summary=read_summary(path), label=label)
+
+
+def list_runs(root: Path | str | None = None) -> list[RunRecord]:
+    """Every run folder directly under ``root`` (default :func:`default_runs_root`), newest first."""
+    root = Path(root) if root is not None else default_runs_root()
+    if not root.is_dir():
+        return []
+    records = []
+    for child in sorted(root.iterdir(), key=lambda p: p.name, reverse=True):
+        if _is_run_dir(child):
+            records.append(load_run(child))
+    return records
+
+
+def delete_run(path: Path | str) -> None:
+    """Remove a run folder. Refuses folders that are not run folders."""
+    path = Path(path)
+    if not _is_run_dir(path):
+        raise NotARunDir(f"refusing to delete {path}: not a run folder")
+    shutil.rmtree(path)
+
+
+def rename_run(path: Path | str, new_label: str) -> None:
+    """Set the label shown for a run (stored in ``run.json``; the folder is not moved)."""
+    path = Path(path)
+    if not _is_run_dir(path):
+        raise NotARunDir(f"{path} is not a run folder")
+    data: dict[str, Any] = {}
+    try:
+        data = dict(_read_json(path / RUN_FILE))
+    except (OSError, ValueError, TypeError):
+        pass
+    data["label"] = str(new_label)
+    write_json_atomic(path / RUN_FILE, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+def checkpoint_path(run_dir: Path | str, which: str = "last") -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` to a temp file and rename, so a crash keeps the previous checkpoint."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code from the file)."""
+    import torch
+
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer used by the trainer
+# ---------------------------------------------------------------------------------------------
+class RunWriter:
+    """Appends to one run folder while a run trains. ``None`` folder → every call is a no-op."""
+
+    def __init__(self, run_dir: Path | str | None) -> None:
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._metrics_fh = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.run_dir is not None
+
+    def open(self, preset: Any, summary: RunSummary, *, resume: bool = False) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume or not (self.run_dir / PRESET_FILE).exists():
+            from .spec import save_preset
+
+            save_preset(preset, self.run_dir / PRESET_FILE)
+        self.write_summary(summary)
+        mode = "a" if resume else "w"
+        if resume:
+            self._truncate_torn_tail(self.run_dir / METRICS_FILE)
+        self._metrics_fh = open(self.run_dir / METRICS_FILE, mode, encoding="utf-8")
+
+    @staticmethod
+    def _truncate_torn_tail(path: Path) -> None:
+        """Drop a partial last line (killed mid-write) so appended records start on a fresh line."""
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(path, "r+b") as fh:
+                fh.truncate(cut)
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        if self._metrics_fh is None:
+            return
+        fh = self._metrics_fh
+        for rec in records:
+            fh.write(json.dumps(rec, allow_nan=True) + "\n")
+        fh.flush()
+
+    def write_summary(self, summary: RunSummary) -> None:
+        if self.run_dir is None:
+            return
+        write_json_atomic(self.run_dir / SUMMARY_FILE, summary.to_dict())
+
+    def save(self, which: str, state: Mapping[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        save_checkpoint(state, checkpoint_path(self.run_dir, which))
+
+    def close(self) -> None:
+        if self._metrics_fh is not None:
+            try:
+                self._metrics_fh.close()
+            finally:
+                self._metrics_fh = None
