@@ -432,3 +432,348 @@ def layer_names(p: Preset) -> list[str]:
 def layer_path(index: int, parent: str = "model") -> str:
     """JSON path of a layer: ``model.layers[3]`` or ``<parent>.body[3]`` for a container body."""
     return f"model.layers[{index}]" if parent == "model" else f"{parent}.body[{index}]"
+
+
+# --------------------------------------------------------------------------------------- validation
+def _section_schema() -> dict[str, dict[str, Any]]:
+    """ParamSpecs for the task/train/monitor fields (the same checker the layer params use)."""
+    from workbench.registry import ParamSpec as P
+
+    return {
+        "task": {
+            "batch_size": P("batch_size", "int", 128, "samples per optimiser step", 1, 1_000_000),
+            "val_split": P("val_split", "float", 0.1, "fraction of the training set held out for validation",
+                           0.0, 0.9),
+            "loss": P("loss", "choice", "auto", "auto: cross-entropy for classes, MSE for regression",
+                      choices=LOSSES),
+            "normalize": P("normalize", "bool", True, "standardise inputs with the training-set mean and std"),
+            "limit_train": P("limit_train", "int", None, "use only the first N training samples", 1, 10**9),
+        },
+        "train": {
+            "optimizer": P("optimizer", "choice", "adam", "optimiser", choices=OPTIMIZERS),
+            "lr": P("lr", "float", 1e-3, "learning rate", 1e-12, 100.0),
+            "weight_decay": P("weight_decay", "float", 0.0, "L2 weight decay", 0.0, 10.0),
+            "momentum": P("momentum", "float", 0.9, "SGD momentum", 0.0, 1.0),
+            "epochs": P("epochs", "int", 10, "passes over the training set", 1, 1_000_000),
+            "scheduler": P("scheduler", "choice", "none", "learning-rate schedule", choices=SCHEDULERS),
+            "gamma": P("gamma", "float", 0.1, "step scheduler factor", 1e-12, 1.0),
+            "peak_epoch": P("peak_epoch", "float", 5.0, "exp_curve peak epoch", 1e-6, 1e6),
+            "seed": P("seed", "int", 0, "random seed", 0, 2**32 - 1),
+            "device": P("device", "choice", "auto", "device", choices=DEVICES),
+            "precision": P("precision", "choice", "fp32", "numeric precision", choices=PRECISIONS),
+            "grad_clip": P("grad_clip", "float", 0.0, "gradient norm clip (0 = off)", 0.0, 1e9),
+        },
+        "monitor": {
+            "every_steps": P("every_steps", "int", 10, "optimiser steps between probes", 1, 10**9),
+            "checkpoints": P("checkpoints", "bool", True, "write last/best checkpoints"),
+        },
+    }
+
+
+def _check_sections(p: Preset, problems: list[Problem]) -> Any:
+    """Check name, task, train and monitor values; return the DatasetInfo (or None if unknown)."""
+    from workbench.catalog import DATASET_NAMES, check_options, dataset_info
+
+    if not isinstance(p.name, str) or not p.name.strip():
+        problems.append(Problem("name", "the preset has no name", 'set "name" to a short title'))
+    for key in ("description", "reference"):
+        if not isinstance(getattr(p, key), str):
+            problems.append(Problem(key, f"{key} must be a string", f'write "{key}": "..."'))
+    schema = _section_schema()
+    for section_name, specs in schema.items():
+        section = getattr(p, section_name)
+        for key, spec in specs.items():
+            value = getattr(section, key)
+            if key == "limit_train" and value is None:
+                continue
+            bad = spec.check(value)
+            if bad is not None:
+                problems.append(Problem(f"{section_name}.{key}", bad[0], bad[1]))
+    info = None
+    task = p.task
+    if not isinstance(task.dataset, str) or task.dataset not in DATASET_NAMES:
+        problems.append(Problem("task.dataset", f"unknown dataset {task.dataset!r}",
+                                _did_you_mean(str(task.dataset), DATASET_NAMES)))
+    else:
+        option_problems = check_options(task.dataset, task.options)
+        problems.extend(option_problems)
+        if not option_problems:
+            info = dataset_info(task.dataset, task.options)
+    if not isinstance(task.augment, list):
+        problems.append(Problem("task.augment", "augment must be a list", 'write "augment": [] or ["crop", "hflip"]'))
+    else:
+        for i, item in enumerate(task.augment):
+            if item not in AUGMENTS:
+                problems.append(Problem(f"task.augment[{i}]", f"unknown augmentation {item!r}",
+                                        _did_you_mean(str(item), AUGMENTS)))
+        if task.augment and info is not None and len(info.input_shape) != 3:
+            problems.append(Problem("task.augment", f"augmentations work on images, but {info.name} samples "
+                                    f"have shape {tuple(info.input_shape)}", 'set "augment": []'))
+    if info is not None and info.task == "regression" and task.loss == "cross_entropy":
+        problems.append(Problem("task.loss", f"{info.name} is a regression task; cross-entropy needs classes",
+                                'set loss to "mse" or "auto"'))
+    milestones = p.train.milestones
+    if not isinstance(milestones, list) or not all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) and 0.0 < m < 1.0 for m in milestones):
+        problems.append(Problem("train.milestones", f"milestones must be a list of fractions of training in (0, 1), "
+                                f"got {milestones!r}", 'write e.g. "milestones": [0.5, 0.75]'))
+    elif list(milestones) != sorted(milestones):
+        problems.append(Problem("train.milestones", "milestones must be in increasing order", "sort them"))
+    return info
+
+
+def _sublayer_path(index: int, parent: str) -> str:
+    return f"model.layers[{index}]" if parent == "model" else f"{parent}.body[{index}]"
+
+
+def _layer_label(index: int, layer: LayerSpec, parent: str) -> str:
+    prefix = "layer" if parent == "model" else "body layer"
+    return f"{prefix} {index} {layer.type}"
+
+
+@dataclass
+class LayerShape:
+    """Shape inference for one layer. Shapes are per sample; ``None`` when unknown (an earlier problem).
+
+    ``params``/``trainable_params`` count parameter elements (for a container: everything it builds,
+    e.g. InfiniteDepth's max_depth copies of its body; its ``children`` count one copy)."""
+
+    path: str
+    name: str
+    type: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    params: int | None = None
+    trainable_params: int | None = None
+    trainable: bool = True
+    problem: str | None = None
+    children: list[LayerShape] = field(default_factory=list)
+
+
+@dataclass
+class ShapeReport:
+    """Per-layer shapes and parameter counts for a preset, plus every problem found."""
+
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    layers: list[LayerShape]
+    total_params: int
+    trainable_params: int
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Walker:
+    """Walks layer lists: checks types and params, infers shapes, optionally builds and counts."""
+
+    def __init__(self, classes: int, problems: list[Problem], count: bool = False) -> None:
+        self.classes = classes
+        self.problems = problems
+        self.count = count
+
+    # the callbacks handed to containers (only called for bodies already known to be valid)
+    def sequence_shape(self, body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        from workbench.registry import ShapeError
+        problems: list[Problem] = []
+        out, _ = _Walker(self.classes, problems).walk(list(body), in_shape, "body")
+        if problems or out is None:
+            raise ShapeError(problems[0].message if problems else "the body has a problem",
+                             problems[0].fix if problems else "")
+        return out
+
+    def build_sequence(self, body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> Any:
+        from torch import nn
+        modules, _ = self.build_list(list(body), in_shape, "body")
+        return nn.Sequential(*modules) if len(modules) != 1 else modules[0]
+
+    def context(self, layer: LayerSpec) -> Any:
+        from workbench.registry import BuildContext
+        return BuildContext(classes=self.classes, body=tuple(layer.body or ()),
+                            sequence_shape=self.sequence_shape, build_sequence=self.build_sequence)
+
+    def check_layer(self, index: int, layer: LayerSpec, path: str) -> Any:
+        """Registry entry of a layer, or None after recording its type/param problems."""
+        from workbench.registry import check_params, get_entry
+        try:
+            entry = get_entry(layer.type)
+        except SpecError as exc:
+            self.problems.extend(Problem(f"{path}.type", q.message, q.fix) for q in exc.problems)
+            return None
+        ok = True
+        if not isinstance(layer.params, dict):
+            self.problems.append(Problem(f"{path}.params", "params must be an object", 'write "params": {...}'))
+            return None
+        for q in check_params(entry, layer.params):
+            self.problems.append(Problem(f"{path}.{q.path}", q.message, q.fix))
+            ok = False
+        if not isinstance(layer.trainable, bool):
+            self.problems.append(Problem(f"{path}.trainable", "trainable must be true or false",
+                                         'write "trainable": true or false'))
+            ok = False
+        if entry.container and not layer.body:
+            self.problems.append(Problem(f"{path}.body", f"{entry.type} needs at least one layer in its body",
+                                         'add layers under "body"'))
+            ok = False
+        if not entry.container and layer.body is not None:
+            self.problems.append(Problem(f"{path}.body", f"{entry.type} is not a container and takes no body",
+                                         'remove "body", or put these layers in a Residual or InfiniteDepth'))
+            ok = False
+        return entry if ok else None
+
+    def walk(self, layers: list[LayerSpec], in_shape: tuple[int, ...] | None,
+             parent: str) -> tuple[tuple[int, ...] | None, list[LayerShape]]:
+        from workbench.registry import ShapeError
+        shape = in_shape
+        rows: list[LayerShape] = []
+        for i, layer in enumerate(layers):
+            path = _sublayer_path(i, parent)
+            row = LayerShape(path=path, name=layer_name(i, layer), type=str(layer.type), input_shape=shape,
+                             output_shape=None, trainable=layer.trainable is not False)
+            rows.append(row)
+            before = len(self.problems)
+            entry = self.check_layer(i, layer, path)
+            body_ok = True
+            if entry is not None and entry.container and layer.body:
+                _, row.children = self.walk(layer.body, shape, path)
+                body_ok = len(self.problems) == before and all(c.output_shape is not None for c in row.children)
+            if entry is None or not body_ok:
+                if len(self.problems) > before:
+                    row.problem = str(self.problems[before])
+                shape = None
+                continue
+            if shape is None:
+                continue
+            try:
+                out = entry.output_shape(shape, layer.params, self.context(layer))
+            except ShapeError as exc:
+                label = _layer_label(i, layer, parent)
+                problem = Problem(path, f"{label}: {exc.message}", exc.fix)
+                self.problems.append(problem)
+                row.problem = str(problem)
+                shape = None
+                continue
+            row.output_shape = out
+            if self.count:
+                self.count_params(row, layer, shape, entry)
+            shape = out
+        return shape, rows
+
+    def count_params(self, row: LayerShape, layer: LayerSpec, shape: tuple[int, ...], entry: Any) -> None:
+        module = self.build_one(layer, shape, entry, meta=True)
+        row.params = sum(int(p.numel()) for p in module.parameters())
+        row.trainable_params = sum(int(p.numel()) for p in module.parameters() if p.requires_grad)
+        for child, child_layer in zip(row.children, layer.body or []):
+            if child.output_shape is not None and child.input_shape is not None:
+                from workbench.registry import get_entry
+                self.count_params(child, child_layer, child.input_shape, get_entry(child_layer.type))
+
+    def build_one(self, layer: LayerSpec, shape: tuple[int, ...], entry: Any, meta: bool = False) -> Any:
+        if meta:
+            import torch
+            try:
+                with torch.device("meta"):
+                    module = entry.build(shape, layer.params, self.context(layer))
+            except (RuntimeError, NotImplementedError):  # an init op without a meta kernel: count on CPU
+                module = entry.build(shape, layer.params, self.context(layer))
+        else:
+            module = entry.build(shape, layer.params, self.context(layer))
+        if layer.trainable is False:
+            for param in module.parameters():
+                param.requires_grad_(False)
+        return module
+
+    def build_list(self, layers: list[LayerSpec], in_shape: tuple[int, ...], parent: str) -> tuple[list[Any], tuple[int, ...]]:
+        from workbench.registry import ShapeError, get_entry
+        shape = in_shape
+        modules = []
+        for i, layer in enumerate(layers):
+            entry = get_entry(layer.type)
+            ctx = self.context(layer)
+            try:
+                module = self.build_one(layer, shape, entry)
+                shape = entry.output_shape(shape, layer.params, ctx)
+            except ShapeError as exc:
+                raise SpecError(Problem(_sublayer_path(i, parent), f"{_layer_label(i, layer, parent)}: {exc.message}",
+                                        exc.fix)) from None
+            except (ValueError, TypeError) as exc:
+                if isinstance(exc, SpecError):
+                    raise
+                raise SpecError(Problem(_sublayer_path(i, parent),
+                                        f"{_layer_label(i, layer, parent)} cannot be built: {exc}",
+                                        "change the parameters named in the message")) from None
+            modules.append(module)
+        return modules, shape
+
+
+def _check_output(info: Any, out: tuple[int, ...] | None, p: Preset, problems: list[Problem]) -> None:
+    if info is None or out is None:
+        return
+    if not p.model.layers:
+        return
+    want = (info.output_dim,)
+    if tuple(out) == want:
+        return
+    last = f"model.layers[{len(p.model.layers) - 1}]"
+    what = "one per class" if info.task == "classification" else "one per regression target"
+    if len(out) != 1:
+        fix = 'add a Flatten and then a Linear with out_features "classes"'
+    else:
+        fix = 'end with a Linear (or ZLinear) whose out_features is "classes"'
+    problems.append(Problem(last, f"the network ends with shape {_shape_text(out)} but {info.name} needs "
+                                  f"{info.output_dim} outputs ({what})", fix))
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def _analyse(p: Preset, count: bool) -> ShapeReport:
+    problems: list[Problem] = []
+    if not isinstance(p, Preset):
+        raise TypeError(f"expected a Preset, got {type(p).__name__}")
+    info = _check_sections(p, problems)
+    layers = p.model.layers
+    if not isinstance(layers, list):
+        problems.append(Problem("model.layers", "layers must be a list", 'write "layers": [...]'))
+        return ShapeReport(None, None, [], 0, 0, problems)
+    if not layers:
+        problems.append(Problem("model.layers", "the model has no layers", "add layers from the palette"))
+    in_shape = tuple(info.input_shape) if info is not None else None
+    classes = info.output_dim if info is not None else 10
+    walker = _Walker(classes, problems, count=count)
+    out, rows = walker.walk(layers, in_shape, "model")
+    _check_output(info, out, p, problems)
+    total = sum(r.params or 0 for r in rows)
+    trainable = sum(r.trainable_params or 0 for r in rows)
+    return ShapeReport(in_shape, out, rows, total, trainable, problems)
+
+
+def validate(p: Preset) -> list[Problem]:
+    """Every problem with ``p`` at once (empty list = valid), each with a JSON path and a fix."""
+    return _analyse(p, count=False).problems
+
+
+def infer_shapes(p: Preset) -> ShapeReport:
+    """Per-layer input/output shapes and parameter counts (built on the ``meta`` device: no memory)."""
+    return _analyse(p, count=True)
+
+
+def build_model(p: Preset) -> Any:
+    """The ``torch.nn.Module`` for ``p`` (an ``nn.Sequential`` whose children are ``"0_<type>"``, …).
+
+    Raises :class:`SpecError` listing every problem if ``p`` is invalid. Layers with
+    ``"trainable": false`` have ``requires_grad`` False on all their parameters."""
+    from workbench.catalog import dataset_info
+    from workbench.registry import torch_glue
+
+    problems = validate(p)
+    if problems:
+        raise SpecError(problems)
+    info = dataset_info(p.task.dataset, p.task.options)
+    walker = _Walker(info.output_dim, [])
+    modules, _ = walker.build_list(p.model.layers, tuple(info.input_shape), "model")
+    named = [(layer_name(i, layer), module) for i, (layer, module) in enumerate(zip(p.model.layers, modules))]
+    return torch_glue().SpecModel(named, [layer.type for layer in p.model.layers], tuple(info.input_shape))
