@@ -373,10 +373,33 @@ def loads_preset(text: str, source: str = "preset") -> Preset:
     return preset_from_dict(document)
 
 
+_LINE_WIDTH = 100
+
+
+def _format_json(value: Any, indent: int, prefix_len: int) -> str:
+    """JSON with 2-space indent where an object or list that fits on its line is written inline.
+
+    Deterministic (a function of the value only), so load → save → load is byte-identical."""
+    inline = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+    if not isinstance(value, (dict, list)) or not value or (indent > 0 and indent + prefix_len + len(inline) <= _LINE_WIDTH):
+        return inline
+    pad = " " * (indent + 2)
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            key_text = json.dumps(str(key), ensure_ascii=False) + ": "
+            items.append(pad + key_text + _format_json(item, indent + 2, len(key_text) + 1))
+    else:
+        items = [pad + _format_json(item, indent + 2, 1) for item in value]
+    open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    return open_ + "\n" + ",\n".join(items) + "\n" + " " * indent + close
+
+
 def dumps_preset(p: Preset) -> str:
-    """The canonical text of ``p``: 2-space indent, stable key order, UTF-8 text, trailing newline."""
+    """The canonical text of ``p``: 2-space indent (short objects and lists on one line, at most
+    100 columns), stable key order, UTF-8 text, trailing newline."""
     try:
-        return json.dumps(preset_to_dict(p), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return _format_json(preset_to_dict(p), 0, 0) + "\n"
     except (TypeError, ValueError) as exc:
         raise SpecError(Problem("", f"the preset holds a value JSON cannot store: {exc}",
                                 "use only numbers, strings, booleans, lists and objects (finite numbers)")) from None
