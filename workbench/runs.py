@@ -72,11 +72,18 @@ def slugify(text: str, max_len: int = 40) -> str:
     return (slug[:max_len].rstrip("-")) or "run"
 
 
-def new_run_dir(root: Path | str, preset_name: str) -> Path:
-    """Create and return a fresh ``<root>/<YYYYmmdd-HHMMSS>-<slug>`` (``-2``, ``-3``... if taken)."""
+def new_run_dir(root: Path | str, preset_name: str, *, create: bool = True) -> Path:
+    """A fresh ``<root>/<YYYYmmdd-HHMMSS>-<slug>`` (``-2``, ``-3``... if taken), created unless
+    ``create`` is False (then the trainer creates it when training starts)."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(preset_name)}"
+    if not create:
+        for i in range(1, 10_000):
+            path = root / (base if i == 1 else f"{base}-{i}")
+            if not path.exists():
+                return path
+        raise RuntimeError(f"could not find a free run folder name under {root}")
+    root.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         path = root / (base if i == 1 else f"{base}-{i}")
         try:
@@ -256,7 +263,11 @@ class RunWriter:
     def enabled(self) -> bool:
         return self.run_dir is not None
 
-    def open(self, preset: Any, summary: RunSummary, *, resume: bool = False) -> None:
+    def open(self, preset: Any, summary: RunSummary, *, resume: bool = False, keep_until_step: int | None = None) -> None:
+        """Create the folder, write ``preset.json`` and the "running" summary, open ``metrics.jsonl``.
+
+        On ``resume`` the metrics file is appended to, after dropping a torn last line and every
+        record past ``keep_until_step`` (written after the checkpoint by the interrupted run)."""
         if self.run_dir is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -268,6 +279,8 @@ class RunWriter:
         mode = "a" if resume else "w"
         if resume:
             self._truncate_torn_tail(self.run_dir / METRICS_FILE)
+            if keep_until_step is not None:
+                self._drop_after(self.run_dir / METRICS_FILE, keep_until_step)
         self._metrics_fh = open(self.run_dir / METRICS_FILE, mode, encoding="utf-8")
 
     @staticmethod
@@ -280,6 +293,17 @@ class RunWriter:
             cut = data.rfind(b"\n") + 1
             with open(path, "r+b") as fh:
                 fh.truncate(cut)
+
+    @staticmethod
+    def _drop_after(path: Path, step: int) -> None:
+        if not path.exists():
+            return
+        kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in kept:
+                fh.write(json.dumps(rec, allow_nan=True) + "\n")
+        os.replace(tmp, path)
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         if self._metrics_fh is None:

@@ -1,0 +1,632 @@
+"""The training engine: one preset in, events out (see :mod:`workbench.events`).
+
+``Trainer(preset, run_dir=None, data_root=None, *, download=False, resume_from=None).run(on_event)``
+runs in whatever thread calls it and returns the final :class:`RunSummary`. It never raises for
+user-caused problems (invalid preset, missing data set, absent device, a layer that fails in
+forward, non-finite loss, out of memory): those end the run with a :class:`Failed` event that
+names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
+honoured before the next optimiser step (and between validation batches).
+
+Event order: ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
+the last step of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of
+``Finished`` / ``Stopped`` / ``Failed``.
+
+The hot loop does no host sync of its own: the per-step losses are copied into a small device
+buffer and the correct-prediction count is accumulated on the device; at an emit the probe vector,
+the loss buffer and the count come to the host in ONE ``.tolist()``. A non-finite loss is found
+from that buffer (so the exact step is known) and the first layer with a non-finite gradient from
+the probe's per-layer gradient norms of the same step. Layers that read their own parameters on
+the host (``InfiniteDepth`` reads w to know how many sub-layers to run) add their own syncs.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from .probes import Probes, ProbeValues, first_nonfinite_layer
+
+__all__ = ["Trainer", "CheckpointMismatch", "check_checkpoint", "make_optimizer", "seed_everything"]
+
+CHECKPOINT_FORMAT = "afwb.checkpoint/1"
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint's model state does not fit the preset's model; ``differences`` lists them."""
+
+    def __init__(self, path: Path, differences: list[str]) -> None:
+        shown = "; ".join(differences[:8]) + (f"; … {len(differences) - 8} more" if len(differences) > 8 else "")
+        super().__init__(f"checkpoint {path} was saved from a different architecture: {shown}")
+        self.path = path
+        self.differences = differences
+
+
+class _RunFailure(Exception):
+    """Internal: end the run with Failed(message, hint, step)."""
+
+    def __init__(self, message: str, hint: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.step = step
+
+
+class _StopRequested(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global RNG and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
+    """``train.optimizer`` over the model's trainable parameters (requires_grad True only)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise _RunFailure("the model has no trainable parameters", "set \"trainable\": true on at least one layer")
+    name = str(train.optimizer)
+    lr, wd = float(train.lr), float(train.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+    raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": int(py_state[0]), "state": [int(v) for v in py_state[1]],
+                   "gauss": None if py_state[2] is None else float(py_state[2])},
+        "batches": generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu())
+    if "numpy" in state:
+        n = state["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
+    if "python" in state:
+        p = state["python"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "batches" in state:
+        generator.set_state(state["batches"].cpu() if generator.device.type == "cpu" else state["batches"])
+    if "cuda" in state and torch.cuda.is_available():
+        with contextlib.suppress(Exception):
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _state_differences(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two state dicts, grouped by top-level layer."""
+    diffs: list[str] = []
+    layer = lambda k: k.split(".", 1)[0]  # noqa: E731
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    for key in expected:
+        if key in found and hasattr(found[key], "shape") and tuple(found[key].shape) != tuple(expected[key].shape):
+            diffs.append(f"layer {layer(key)}: {key} has shape {tuple(found[key].shape)} in the checkpoint, "
+                         f"{tuple(expected[key].shape)} in the preset's model")
+    by_layer: dict[str, list[str]] = {}
+    for k in missing:
+        by_layer.setdefault(layer(k), []).append(k)
+    for name, keys in by_layer.items():
+        diffs.append(f"layer {name}: missing from the checkpoint ({', '.join(keys[:3])}{'…' if len(keys) > 3 else ''})")
+    by_layer = {}
+    for k in extra:
+        by_layer.setdefault(layer(k), []).append(k)
+    for name, keys in by_layer.items():
+        diffs.append(f"layer {name}: in the checkpoint but not in the preset's model "
+                     f"({', '.join(keys[:3])}{'…' if len(keys) > 3 else ''})")
+    return diffs
+
+
+def check_checkpoint(model: torch.nn.Module, checkpoint: dict[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointMismatch` if ``checkpoint['model']`` does not fit ``model``."""
+    state = checkpoint.get("model")
+    if not isinstance(state, dict):
+        raise CheckpointMismatch(path, ["the file holds no model state"])
+    diffs = _state_differences(model.state_dict(), state)
+    if diffs:
+        raise CheckpointMismatch(path, diffs)
+
+
+def _task_kind(data_task: str) -> str:
+    return "regression" if data_task == "regression" else "classification"
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
+                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+class Trainer:
+    """Train ``preset``; write a run folder when ``run_dir`` is given (``None`` → nothing on disk).
+
+    ``resume_from``: a run folder whose ``checkpoints/last.pt`` is loaded (``weights_only=True``);
+    training continues at the next epoch, in that folder unless ``run_dir`` names another.
+    ``download``: allow torchvision to fetch a missing MNIST/Fashion/CIFAR set into ``data_root``.
+    """
+
+    def __init__(self, preset: Any, run_dir: Path | str | None = None, data_root: Path | str | None = None, *,
+                 download: bool = False, resume_from: Path | str | None = None) -> None:
+        self.preset = preset
+        self.resume_from = Path(resume_from) if resume_from is not None else None
+        if run_dir is None and self.resume_from is not None:
+            run_dir = self.resume_from
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.data_root = Path(data_root) if data_root is not None else None
+        self.download = download
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.model: torch.nn.Module | None = None
+        self.device: torch.device | None = None
+
+    # -- control (any thread) -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the run to stop before its next optimiser step (also wakes a paused run)."""
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        """Hold the run before its next optimiser step until :meth:`resume` or :meth:`stop`."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self, on_event: Callable[[Any], None]) -> RunSummary:
+        """Train to the end (or stop/failure), sending events to ``on_event``; returns the summary."""
+        from .runs import RunWriter
+
+        self._t0 = time.perf_counter()
+        self._paused_s = 0.0
+        self._writer = RunWriter(self.run_dir)
+        self._summary = RunSummary(status="running", preset_name=str(getattr(self.preset, "name", "")),
+                                   task="classification", device="", run_dir=str(self.run_dir) if self.run_dir else None)
+        self._step = 0
+        self._epochs_done = 0
+        self._samples = 0
+        self._train_seconds = 0.0
+        self._started = False
+        self._nonfinite = False
+        try:
+            try:
+                self._setup()
+                self._started = True
+                self._loop(on_event)
+                final = self._finish("finished")
+                event: Any = Finished(final)
+            except _StopRequested:
+                final = self._finish("stopped")
+                event = Stopped(final)
+            except _RunFailure as exc:
+                final = self._finish("failed", exc.message, exc.hint)
+                event = Failed(exc.message, exc.hint, exc.step, final)
+            except Exception as exc:  # noqa: BLE001 - any user model/preset error ends as Failed
+                message, hint = self._describe(exc)
+                step = self._step if self._started else None
+                final = self._finish("failed", message, hint)
+                event = Failed(message, hint, step, final)
+        finally:
+            self._writer.close()
+        on_event(event)
+        return final
+
+    # ---------------------------------------------------------------------------------------------
+    def _describe(self, exc: BaseException) -> tuple[str, str]:
+        from .data import DataError
+        from .devices import DeviceUnavailable
+
+        if isinstance(exc, DataError):
+            return exc.message, exc.hint
+        if isinstance(exc, DeviceUnavailable):
+            return str(exc), exc.hint
+        if isinstance(exc, CheckpointMismatch):
+            return str(exc), "resume with the preset that wrote the checkpoint, or start a new run"
+        if _is_oom(exc):
+            batch = getattr(getattr(self.preset, "task", None), "batch_size", "?")
+            return (f"out of memory on {self.device}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                    f"lower task.batch_size (now {batch}) or use a smaller model")
+        try:
+            from .spec import SpecError
+        except ImportError:  # pragma: no cover
+            SpecError = ()  # type: ignore[assignment]
+        if SpecError and isinstance(exc, SpecError):
+            return f"invalid preset: {exc}", "fix the listed problems in the preset"
+        where = f" at step {self._step}" if self._started else " while preparing the run"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return (f"{type(exc).__name__}{where}: {text}" if text else f"{type(exc).__name__}{where}",
+                "check the model's layers and their shapes against the data set (see the message)")
+
+    # ---------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        from .data import load_dataset
+        from .devices import device_name, resolve_device
+        from .runs import checkpoint_path, load_checkpoint
+        from .schedules import make_schedule
+        from .spec import Problem, SpecError, build_model, validate
+
+        p = self.preset
+        problems = validate(p)
+        if problems:
+            raise _RunFailure("invalid preset: " + "; ".join(str(x) for x in problems),
+                              "fix the listed problems in the preset")
+        if self.run_dir is not None and self.resume_from is None and (self.run_dir / "summary.json").exists():
+            raise _RunFailure(f"run folder {self.run_dir} already holds a run",
+                              "pick a new folder, or resume it with resume_from")
+        self.device = resolve_device(p.train.device)
+        self._device_name = device_name(self.device)
+        self._summary = replace(self._summary, device=str(self.device))
+        seed = int(p.train.seed)
+        seed_everything(seed)
+        self.data = load_dataset(p.task, self.device, self.data_root, self.download, seed)
+        self.task = _task_kind(self.data.task)
+        self._summary = replace(self._summary, task=self.task)  # type: ignore[arg-type]
+        seed_everything(seed)  # the model's init does not depend on how much data was drawn
+        model = build_model(p)
+        model.to(self.device)
+        self.model = model
+        self.optimizer = make_optimizer(model, p.train)
+        self.batch_size = int(p.task.batch_size)
+        self.steps_per_epoch = self.data.steps_per_epoch(self.batch_size)
+        if self.steps_per_epoch < 1:
+            raise _RunFailure(f"the training set has {self.data.train_size} samples: not enough for one batch",
+                              "lower task.batch_size or task.val_split")
+        self.schedule = make_schedule(self.optimizer, p.train, self.steps_per_epoch)
+        self.probes = Probes(model, self.device)
+        self.reg_modules = [m for m in model.modules()
+                            if m is not model and callable(getattr(m, "regularization", None))]
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.loss_kind = self._loss_kind()
+        self.epochs = int(p.train.epochs)
+        self.every = max(1, int(p.monitor.every_steps))
+        self.start_epoch = 0
+        self.start_step = 0
+        self.best: dict[str, Any] = {"score": None, "epoch": None, "val_loss": None}
+        self._history: dict[str, Any] = {}
+        n_params = sum(t.numel() for t in model.parameters())
+        n_train = sum(t.numel() for t in model.parameters() if t.requires_grad)
+        self._summary = replace(self._summary, params=n_params, trainable_params=n_train)
+        if self.resume_from is not None:
+            path = checkpoint_path(self.resume_from, "last")
+            if not path.exists():
+                raise _RunFailure(f"no checkpoint to resume from: {path} does not exist",
+                                  "resume a run that completed at least one epoch, or start a new run")
+            ckpt = load_checkpoint(path, map_location=self.device)
+            check_checkpoint(model, ckpt, path)
+            model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.schedule.load_state_dict(ckpt.get("scheduler") or {})
+            _set_rng_state(ckpt.get("rng", {}), self.generator)
+            self.start_epoch = int(ckpt.get("epoch", 0))
+            self.start_step = int(ckpt.get("step", 0))
+            self.best = dict(ckpt.get("best") or self.best)
+            self._history = dict(ckpt.get("history") or {})
+            self._train_seconds = float(ckpt.get("seconds", 0.0))
+            self._samples = int(ckpt.get("samples", 0))
+            self._step = self.start_step
+            self._epochs_done = self.start_epoch
+        self._autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+                          if p.train.precision == "bf16" else None)
+        del Problem, SpecError
+
+    def _loss_kind(self) -> str:
+        loss = str(getattr(self.preset.task, "loss", "auto"))
+        if self.task == "regression":
+            if loss == "cross_entropy":
+                raise _RunFailure("task.loss 'cross_entropy' does not fit the regression data set "
+                                  f"'{self.data.name}'", "set task.loss to 'auto' or 'mse'")
+            return "mse"
+        return "mse_onehot" if loss == "mse" else "cross_entropy"
+
+    # ---------------------------------------------------------------------------------------------
+    def _compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "cross_entropy":
+            return F.cross_entropy(out.float(), y)
+        if self.loss_kind == "mse_onehot":
+            return F.mse_loss(out.float(), F.one_hot(y, out.shape[-1]).float())
+        return F.mse_loss(out.float().reshape(y.shape), y)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._autocast is not None:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                return self.model(x)
+        return self.model(x)
+
+    def _wait_if_paused(self) -> None:
+        if not self._running.is_set():
+            t = time.perf_counter()
+            self._running.wait()
+            self._paused_s += time.perf_counter() - t
+        if self._stop.is_set():
+            raise _StopRequested
+
+    # ---------------------------------------------------------------------------------------------
+    def _started_event(self) -> RunStarted:
+        return RunStarted(
+            preset_name=self._summary.preset_name, run_dir=self._summary.run_dir, device=str(self.device),
+            device_name=self._device_name, task=self.task, epochs=self.epochs,  # type: ignore[arg-type]
+            steps_per_epoch=self.steps_per_epoch, total_steps=self.epochs * self.steps_per_epoch,
+            train_size=self.data.train_size, val_size=self.data.val_size, batch_size=self.batch_size,
+            params=self._summary.params, trainable_params=self._summary.trainable_params,
+            layer_names=tuple(self.probes.layer_names), depth_layers=self.probes.depth_layers,
+            hardness_layers=self.probes.hardness_layers, start_step=self.start_step, start_epoch=self.start_epoch,
+        )
+
+    def _loop(self, on_event: Callable[[Any], None]) -> None:
+        model, opt, data, schedule = self.model, self.optimizer, self.data, self.schedule
+        assert model is not None
+        self._writer.open(self.preset, self._summary, resume=self.resume_from is not None,
+                          keep_until_step=self.start_step)
+        on_event(self._started_event())
+        device = self.device
+        every = self.every
+        classification = self.task == "classification"
+        loss_buf = torch.zeros(every + 1, device=device)  # per-step mean losses since the last emit
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        reg_modules = self.reg_modules
+        grad_clip = float(getattr(self.preset.train, "grad_clip", 0.0) or 0.0)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        target_scale = float(self.data.target_scale)
+        stop, running = self._stop, self._running
+        writer = self._writer
+        step = self.start_step
+
+        for epoch in range(self.start_epoch, self.epochs):
+            model.train()
+            t_epoch = time.perf_counter()
+            paused_at_epoch = self._paused_s
+            perm = data.permutation(self.generator)
+            slices = data.batch_slices(self.batch_size)
+            last_index = len(slices) - 1
+            win_n: list[int] = []
+            ep_loss_sum = 0.0
+            ep_n = 0
+            ep_correct = 0
+            t_emit = time.perf_counter()
+            paused_at_emit = self._paused_s
+            for bi, (s0, s1) in enumerate(slices):
+                if stop.is_set() or not running.is_set():
+                    self._wait_if_paused()
+                x, y = data.train_batch(perm, s0, s1, self.generator)
+                out = self._forward(x)
+                loss = self._compute_loss(out, y)
+                total = loss
+                if reg_modules:
+                    for m in reg_modules:
+                        total = total + m.regularization()
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                if grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                k = len(win_n)
+                loss_buf[k] = loss.detach()
+                win_n.append(s1 - s0)
+                if classification:
+                    correct += (out.detach().argmax(-1) == y).sum()
+                step += 1
+                emit = (step % every == 0) or bi == last_index
+                if emit:
+                    captured = self.probes.capture()
+                    extra = torch.cat([loss_buf[: k + 1], correct.reshape(1).to(loss_buf.dtype)])
+                    values, host = self.probes.read(captured, extra)
+                    losses, n_correct = host[: k + 1], host[k + 1]
+                    n = sum(win_n)
+                    loss_sum = sum(l * m for l, m in zip(losses, win_n))
+                    if not math.isfinite(loss_sum) or first_nonfinite_layer(values, self.probes.layer_names):
+                        self._fail_nonfinite(losses, win_n, values, step)
+                opt.step()
+                schedule.after_step()
+                if emit:
+                    now = time.perf_counter()
+                    seconds = max(1e-9, now - t_emit - (self._paused_s - paused_at_emit))
+                    mean_loss = loss_sum / n
+                    metrics = Metrics(
+                        step=step, epoch=epoch, epoch_fraction=epoch + (bi + 1) / len(slices), loss=mean_loss,
+                        lr=float(opt.param_groups[0]["lr"]), samples_per_s=n / seconds,
+                        accuracy=(n_correct / n) if classification else None,
+                        rmse=None if classification else math.sqrt(max(mean_loss, 0.0)) * target_scale,
+                        grad_norm=values.grad_norm, weight_norm=values.weight_norm, depth_w=values.depth_w,
+                        depth=values.depth, hardness=values.hardness,
+                    )
+                    self._last_values = values
+                    ep_loss_sum += loss_sum
+                    ep_n += n
+                    ep_correct += int(n_correct)
+                    self._samples += n
+                    self._step = step
+                    writer.append([metrics.flat()])
+                    on_event(metrics)
+                    win_n = []
+                    correct.zero_()
+                    t_emit = time.perf_counter()
+                    paused_at_emit = self._paused_s
+            self._step = step
+            schedule.after_epoch()
+            train_seconds = time.perf_counter() - t_epoch - (self._paused_s - paused_at_epoch)
+            self._train_seconds += train_seconds
+            self._epochs_done = epoch + 1
+            val_loss, val_metric = self._validate()
+            train_loss = ep_loss_sum / max(1, ep_n)
+            end = EpochEnd(
+                epoch=epoch, step=step, seconds=train_seconds, train_loss=train_loss, val_loss=val_loss,
+                train_accuracy=(ep_correct / max(1, ep_n)) if classification else None,
+                val_accuracy=val_metric if classification else None,
+                train_rmse=None if classification else math.sqrt(max(train_loss, 0.0)) * target_scale,
+                val_rmse=None if classification or val_loss is None else val_metric,
+            )
+            self._record_epoch(end)
+            writer.append([end.flat()])
+            on_event(end)
+
+    # ---------------------------------------------------------------------------------------------
+    def _fail_nonfinite(self, losses: list[float], ns: list[int], values: ProbeValues, step: int) -> None:
+        self._nonfinite = True
+        window_start = step - len(losses) + 1
+        bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
+        bad_step = window_start + bad if bad is not None else step
+        layer = first_nonfinite_layer(values, self.probes.layer_names)
+        what = "loss" if bad is not None else "gradient"
+        where = f"; first layer with a non-finite gradient: {layer}" if layer else ""
+        self._step = bad_step
+        raise _RunFailure(
+            f"the {what} became non-finite (NaN or inf) at step {bad_step}{where}",
+            f"lower train.lr (now {self.preset.train.lr:g}), set train.grad_clip (e.g. 1.0), or check the "
+            f"data normalisation; the last good checkpoint is kept", bad_step)
+
+    @torch.no_grad()
+    def _validate(self) -> tuple[float | None, float | None]:
+        """Validation loss and accuracy (classification) or RMSE in target units (regression)."""
+        data, model = self.data, self.model
+        if data.val_size == 0:
+            return None, None
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        classification = self.task == "classification"
+        for x, y in data.val_batches(max(self.batch_size, 1024)):
+            if self._stop.is_set():
+                model.train()
+                raise _StopRequested
+            out = self._forward(x)
+            loss_sum += self._compute_loss(out, y) * y.shape[0]
+            if classification:
+                correct += (out.argmax(-1) == y).sum()
+        model.train()
+        total, n_correct = torch.stack([loss_sum.float(), correct.float()]).tolist()
+        n = data.val_size
+        val_loss = total / n
+        if classification:
+            return val_loss, n_correct / n
+        return val_loss, math.sqrt(max(val_loss, 0.0)) * float(data.target_scale)
+
+    def _record_epoch(self, end: EpochEnd) -> None:
+        h = self._history
+        h["final_train_loss"] = end.train_loss
+        h["final_val_loss"] = end.val_loss
+        classification = self.task == "classification"
+        if end.val_loss is not None:
+            h["best_val_loss"] = end.val_loss if h.get("best_val_loss") is None else min(h["best_val_loss"], end.val_loss)
+        if classification:
+            h["final_val_accuracy"] = end.val_accuracy
+            if end.val_accuracy is not None:
+                h["best_val_accuracy"] = max(h.get("best_val_accuracy") or 0.0, end.val_accuracy)
+            score = end.val_accuracy if end.val_accuracy is not None else -end.train_loss
+        else:
+            h["final_val_rmse"] = end.val_rmse
+            if end.val_rmse is not None:
+                h["best_val_rmse"] = end.val_rmse if h.get("best_val_rmse") is None else min(h["best_val_rmse"], end.val_rmse)
+            score = -(end.val_rmse if end.val_rmse is not None else end.train_loss)
+        improved = math.isfinite(score) and (self.best.get("score") is None or score > self.best["score"])
+        if improved:
+            self.best = {"score": float(score), "epoch": end.epoch, "val_loss": end.val_loss}
+            h["best_epoch"] = end.epoch
+        if self._writer.enabled and self.preset.monitor.checkpoints:
+            state = self._checkpoint_state(end.epoch + 1)
+            self._writer.save("last", state)
+            if improved:
+                self._writer.save("best", state)
+        self._summary = self._summary_now("running")
+        self._writer.write_summary(self._summary)
+
+    def _checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
+        assert self.model is not None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "epoch": int(epochs_done),
+            "step": int(self._step),
+            "samples": int(self._samples),
+            "seconds": float(self._train_seconds),
+            "rng": _rng_state(self.generator),
+            "best": {k: v for k, v in self.best.items()},
+            "history": {k: v for k, v in self._history.items()},
+            "layer_names": list(self.probes.layer_names),
+        }
+
+    def _learned_depth(self) -> dict[str, float]:
+        if self.model is None or not getattr(self, "probes", None) or not self.probes.depth_modules:
+            return {}
+        ws = torch.stack([m.w.detach().reshape(()).float() for _, m in self.probes.depth_modules]).tolist()
+        return {path: float(w) for (path, _), w in zip(self.probes.depth_modules, ws)}
+
+    def _summary_now(self, status: str, message: str = "", hint: str = "") -> RunSummary:
+        h = self._history
+        seconds = self._train_seconds
+        return replace(
+            self._summary, status=status, epochs_completed=self._epochs_done, steps=self._step,  # type: ignore[arg-type]
+            seconds=seconds, samples_per_s=(self._samples / seconds) if seconds > 0 else 0.0,
+            final_train_loss=h.get("final_train_loss"), final_val_loss=h.get("final_val_loss"),
+            best_val_loss=h.get("best_val_loss"), final_val_accuracy=h.get("final_val_accuracy"),
+            best_val_accuracy=h.get("best_val_accuracy"), final_val_rmse=h.get("final_val_rmse"),
+            best_val_rmse=h.get("best_val_rmse"), best_epoch=h.get("best_epoch"),
+            learned_depth=self._learned_depth(), message=message, hint=hint,
+        )
+
+    def _finish(self, status: str, message: str = "", hint: str = "") -> RunSummary:
+        """Final summary; on stop (and on failures other than non-finite values) keep a last.pt."""
+        try:
+            summary = self._summary_now(status, message, hint)
+        except Exception:  # noqa: BLE001 - a broken model must not hide the real failure
+            summary = replace(self._summary, status=status, message=message, hint=hint)  # type: ignore[arg-type]
+        if self._started and self._writer.enabled and self.preset.monitor.checkpoints and self._step > 0:
+            try:
+                keep = status == "stopped" or (status == "failed" and not self._nonfinite and all(
+                    bool(torch.isfinite(p).all()) for p in self.model.parameters()))
+                if keep and self._step > self.start_step:
+                    self._writer.save("last", self._checkpoint_state(self._epochs_done))
+            except Exception:  # noqa: BLE001
+                pass
+        if self._writer.enabled and self.run_dir is not None and self.run_dir.exists():
+            with contextlib.suppress(Exception):
+                self._writer.write_summary(summary)
+        return summary
