@@ -1,0 +1,537 @@
+"""Plot widgets of the dashboard (pyqtgraph, raster path: never OpenGL, never ``pg.plot()``).
+
+* :class:`PlotPanel` — one ``PlotItem`` with labelled axes (units), a legend *below* the data (it
+  never covers a curve), a crosshair whose read-out shows the step and every named curve's value
+  there, and export to PNG (``exporters.ImageExporter``) and CSV from its context menu.
+  Curves are described each redraw by :class:`Curve` records; the panel reuses its
+  ``PlotDataItem`` objects, so a redraw only calls ``setData``.
+* :class:`HeatmapPanel` — gradient norms as a layer × step image (log10 of the norm), layers named
+  on the y axis, a colour bar.
+* :class:`GradNormPanel` — the ``gradNormPlot`` widget: log-scale lines per layer, or the heatmap.
+* :class:`DepthPanel` — the ``depthPlot`` widget: the plot, or a note when the model has no
+  ``InfiniteDepth`` layer.
+
+Long series are cut to at most :data:`MAX_POINTS` points per curve with min/max decimation (spikes
+survive) and pyqtgraph's own peak downsampling plus clip-to-view handle what is left on screen.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph import exporters
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QAction, QColor, QFont
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+
+from ui.plot_buffers import minmax_decimate
+
+__all__ = ["Curve", "PlotPanel", "HeatmapPanel", "GradNormPanel", "DepthPanel", "layer_color",
+           "run_style", "AskPath", "MAX_POINTS", "TAB10"]
+
+#: Most points handed to a curve per redraw (after min/max decimation).
+MAX_POINTS = 20_000
+
+#: Tableau-10: the colours of layers (by index in the model) and of metrics.
+TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+TRAIN_COLOR = TAB10[0]
+VAL_COLOR = TAB10[1]
+SPEED_COLOR = TAB10[2]
+
+#: Line style per run: solid for the live/current run, then the others in order.
+RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
+              Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine)
+
+#: ``ask_path(title, suggested_name, file_filter) -> str | None`` — returns the chosen path or None.
+AskPath = Callable[[str, str, str], "str | None"]
+
+_FG = "#202020"
+_BG = "w"
+
+
+def layer_color(index: int) -> str:
+    """The colour of the layer at ``index`` in the model (same in every plot)."""
+    return TAB10[index % len(TAB10)]
+
+
+def run_style(rank: int) -> Qt.PenStyle:
+    """The line style of the ``rank``-th drawn run (0 = the live/current run: solid)."""
+    return RUN_STYLES[0] if rank <= 0 else RUN_STYLES[1 + (rank - 1) % (len(RUN_STYLES) - 1)]
+
+
+@dataclass
+class Curve:
+    """One curve to draw: ``key`` identifies it between redraws; ``name`` (if any) goes in the legend
+    and the hover read-out; ``step`` draws a step curve (value held until the next x)."""
+
+    key: str
+    x: np.ndarray
+    y: np.ndarray
+    color: str
+    name: str | None = None
+    width: float = 1.5
+    style: Qt.PenStyle = Qt.PenStyle.SolidLine
+    alpha: int = 255
+    symbol: str | None = None
+    symbol_size: float = 7.0
+    step: bool = False
+
+
+def _pen(curve: Curve) -> QColor:
+    color = QColor(curve.color)
+    color.setAlpha(curve.alpha)
+    pen = pg.mkPen(color, width=curve.width, style=curve.style)
+    pen.setCosmetic(True)
+    return pen
+
+
+def _step_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points of a step curve: each value held until the next x."""
+    if len(x) < 2:
+        return x, y
+    xs = np.empty(2 * len(x) - 1)
+    ys = np.empty(2 * len(x) - 1)
+    xs[0::2] = x
+    xs[1::2] = x[1:]
+    ys[0::2] = y
+    ys[1::2] = y[:-1]
+    return xs, ys
+
+
+def _style_axes(item: pg.PlotItem) -> None:
+    font = QFont()
+    font.setPointSize(9)
+    for name in ("left", "bottom"):
+        axis = item.getAxis(name)
+        axis.setPen(pg.mkPen(_FG))
+        axis.setTextPen(pg.mkPen(_FG))
+        axis.setTickFont(font)
+
+
+class _Exportable:
+    """PNG and CSV export shared by the panels; ``ask_path`` is injectable (tests)."""
+
+    ask_path: AskPath | None = None
+    export_name: str = "plot"
+
+    def _ask(self, title: str, suffix: str, file_filter: str) -> str | None:
+        ask = self.ask_path
+        if ask is None:
+            from PySide6.QtWidgets import QFileDialog
+
+            def ask(t: str, name: str, flt: str) -> str | None:
+                path, _ = QFileDialog.getSaveFileName(None, t, name, flt)
+                return path or None
+        return ask(title, f"{self.export_name}{suffix}", file_filter)
+
+    def export_png_dialog(self) -> str | None:
+        path = self._ask("Export plot as PNG", ".png", "PNG image (*.png)")
+        if path:
+            self.export_png(path)
+        return path
+
+    def export_csv_dialog(self) -> str | None:
+        path = self._ask("Export plot data as CSV", ".csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+        return path
+
+    def export_png(self, path: str | Path) -> Path:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def export_csv(self, path: str | Path) -> Path:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _add_export_actions(self, menu) -> None:
+        menu.addSeparator()
+        png = QAction("Export plot as PNG…", menu)
+        png.triggered.connect(self.export_png_dialog)
+        data = QAction("Export data as CSV…", menu)
+        data.triggered.connect(self.export_csv_dialog)
+        menu.addAction(png)
+        menu.addAction(data)
+        self._export_actions = (png, data)
+
+
+class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
+    """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
+
+    def __init__(self, object_name: str, title: str, x_label: str, y_label: str, *, log_y: bool = False,
+                 legend_columns: int = 3, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.setObjectName(object_name)
+        self.export_name = object_name
+        self.setBackground(_BG)
+        self.ci.setContentsMargins(4, 4, 4, 4)
+        self.ci.setSpacing(2)
+        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
+        item = self.plot_item
+        self.set_title(title)
+        item.setLabel("bottom", x_label, color=_FG)
+        item.setLabel("left", y_label, color=_FG)
+        _style_axes(item)
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setLogMode(x=False, y=log_y)
+        item.setDownsampling(auto=True, mode="peak")
+        item.setClipToView(True)
+        item.setMenuEnabled(True)
+        self.log_y = log_y
+        # The legend sits in its own layout row under the plot, so it never covers data.
+        self.legend = pg.LegendItem(colCount=legend_columns, labelTextColor=_FG, labelTextSize="8pt",
+                                    horSpacing=12, verSpacing=-6, frame=False)
+        self.addItem(self.legend, row=1, col=0)
+        self._legend_sig: tuple = ()
+        self._items: dict[str, pg.PlotDataItem] = {}
+        self._data: dict[str, Curve] = {}
+        self._samples: list[pg.PlotDataItem] = []
+        # Hover: a vertical line and a read-out of the step and the named curves' values.
+        self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
+        self.crosshair.setVisible(False)
+        item.addItem(self.crosshair, ignoreBounds=True)
+        self.readout = pg.TextItem("", color=_FG, anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 220))
+        self.readout.setZValue(100)
+        self.readout.setVisible(False)
+        item.addItem(self.readout, ignoreBounds=True)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._add_export_actions(item.vb.menu)
+        self.setMinimumSize(220, 170)
+
+    # ---------------------------------------------------------------- drawing
+    def set_axis_label(self, y_label: str) -> None:
+        if self.y_label() != y_label:   # setting it re-lays the plot out: only on change
+            self.plot_item.setLabel("left", y_label, color=_FG)
+
+    def set_title(self, title: str) -> None:
+        if getattr(self, "_title", None) != title:
+            self._title = title
+            self.plot_item.setTitle(f"<span style='color:{_FG};font-size:10pt;font-weight:600'>{title}</span>")
+
+    def y_label(self) -> str:
+        return self.plot_item.getAxis("left").labelText
+
+    def set_curves(self, curves: Sequence[Curve], samples: Sequence[tuple[str, Qt.PenStyle]] = ()) -> None:
+        """Draw exactly ``curves`` (reusing items by key); ``samples`` add legend entries showing
+        a run's line style (``(label, style)``) without data."""
+        seen = set()
+        for curve in curves:
+            seen.add(curve.key)
+            x = np.asarray(curve.x, dtype=np.float64)
+            y = np.asarray(curve.y, dtype=np.float64)
+            if self.log_y:
+                with np.errstate(all="ignore"):
+                    y = np.where(y > 0, y, np.nan)
+            if curve.step:
+                x, y = _step_xy(x, y)
+            x, y = minmax_decimate(x, y, MAX_POINTS)
+            item = self._items.get(curve.key)
+            if item is None:
+                item = pg.PlotDataItem(connect="finite")
+                item.setDownsampling(auto=True, method="peak")
+                item.setClipToView(True)
+                self.plot_item.addItem(item)
+                self._items[curve.key] = item
+            pen = _pen(curve)
+            kw = dict(pen=pen if curve.width > 0 else None)
+            if curve.symbol:
+                color = QColor(curve.color)
+                color.setAlpha(curve.alpha)
+                kw.update(symbol=curve.symbol, symbolSize=curve.symbol_size, symbolBrush=pg.mkBrush(color),
+                          symbolPen=pg.mkPen(color))
+            else:
+                kw.update(symbol=None)
+            item.setData(x, y, **kw)
+            item.opts["name"] = curve.name
+            self._data[curve.key] = Curve(curve.key, x, y, curve.color, curve.name, curve.width, curve.style,
+                                          curve.alpha, curve.symbol, curve.symbol_size, curve.step)
+        for key in list(self._items):
+            if key not in seen:
+                self.plot_item.removeItem(self._items.pop(key))
+                self._data.pop(key, None)
+        self._update_legend(curves, samples)
+
+    def _update_legend(self, curves: Sequence[Curve], samples: Sequence[tuple[str, Qt.PenStyle]]) -> None:
+        named = [c for c in curves if c.name]
+        sig = tuple((c.key, c.name, c.color, c.style, c.symbol, c.width) for c in named) + tuple(samples)
+        if sig == self._legend_sig:
+            return
+        self._legend_sig = sig
+        self.legend.clear()
+        for c in named:
+            self.legend.addItem(self._items[c.key], c.name)
+        self._samples = []
+        for label, style in samples:
+            sample = pg.PlotDataItem(pen=pg.mkPen("#555555", width=1.5, style=style))
+            self._samples.append(sample)
+            self.legend.addItem(sample, label)
+
+    def clear_curves(self) -> None:
+        self.set_curves([])
+
+    # ---------------------------------------------------------------- inspection (tests, export)
+    def curve_keys(self) -> list[str]:
+        return list(self._data)
+
+    def curve(self, key: str) -> Curve:
+        return self._data[key]
+
+    def has_data(self, key: str | None = None) -> bool:
+        """Whether a curve (or any curve) holds at least one finite point."""
+        keys = [key] if key else list(self._data)
+        return any(k in self._data and np.isfinite(self._data[k].y).any() for k in keys)
+
+    def legend_labels(self) -> list[str]:
+        return [label.text for _, label in self.legend.items]
+
+    # ---------------------------------------------------------------- hover
+    def _on_mouse_moved(self, pos) -> None:
+        vb = self.plot_item.vb
+        if not self.plot_item.sceneBoundingRect().contains(pos) or not vb.sceneBoundingRect().contains(pos):
+            self.crosshair.setVisible(False)
+            self.readout.setVisible(False)
+            return
+        point = vb.mapSceneToView(pos)
+        self.hover_at(point.x())
+
+    def hover_at(self, x: float) -> str:
+        """Move the crosshair to step ``x`` and show the nearest value of each named curve."""
+        lines = []
+        step_shown = None
+        for curve in self._data.values():
+            if not curve.name or len(curve.x) == 0:
+                continue
+            i = int(np.clip(np.searchsorted(curve.x, x), 0, len(curve.x) - 1))
+            if i > 0 and abs(curve.x[i - 1] - x) < abs(curve.x[i] - x):
+                i -= 1
+            value = curve.y[i]
+            if step_shown is None:
+                step_shown = curve.x[i]
+            lines.append(f"{curve.name}: {value:.4g}")
+        if step_shown is None:
+            self.crosshair.setVisible(False)
+            self.readout.setVisible(False)
+            return ""
+        text = f"step {step_shown:.0f}\n" + "\n".join(lines[:8])
+        self.crosshair.setPos(x)
+        self.crosshair.setVisible(True)
+        (x0, x1), (y0, y1) = self.plot_item.vb.viewRange()
+        self.readout.setText(text)
+        self.readout.setPos(x0, y1)
+        self.readout.setVisible(True)
+        return text
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.crosshair.setVisible(False)
+        self.readout.setVisible(False)
+        super().leaveEvent(event)
+
+    # ---------------------------------------------------------------- export
+    def export_png(self, path: str | Path, width: int | None = None) -> Path:
+        """Write the plot (axes, curves, legend) as a PNG image."""
+        path = Path(path)
+        exporter = exporters.ImageExporter(self.scene())
+        if width:
+            exporter.parameters()["width"] = int(width)
+        exporter.export(str(path))
+        return path
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write every drawn curve as rows ``curve,step,value`` (what is on screen, decimated)."""
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["curve", "step", "value"])
+            for key, curve in self._data.items():
+                label = curve.name or key
+                for x, y in zip(curve.x, curve.y):
+                    if curve.step or not np.isfinite(y):
+                        if not np.isfinite(y):
+                            continue
+                    writer.writerow([label, f"{x:.10g}", f"{y:.10g}"])
+        return path
+
+
+class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
+    """Gradient norms as an image: one row per layer (first layer at the top), one column per emit,
+    colour = log10 of the L2 norm. A dark first row means the gradient does not reach that layer."""
+
+    MAX_COLUMNS = 1500
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.setObjectName("gradNormHeatmap")
+        self.export_name = "gradNormHeatmap"
+        self.setBackground(_BG)
+        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
+        item = self.plot_item
+        item.setTitle(f"<span style='color:{_FG};font-size:10pt;font-weight:600'>"
+                      "Gradient norm per layer (log10 ‖∇‖₂)</span>")
+        item.setLabel("bottom", "step", color=_FG)
+        item.setLabel("left", "layer", color=_FG)
+        _style_axes(item)
+        item.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        item.addItem(self.image)
+        self.colormap = pg.colormap.get("viridis")
+        self.image.setColorMap(self.colormap)
+        self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap, label="log10 ‖∇‖₂",
+                                        interactive=False, width=14)
+        self.colorbar.setImageItem(self.image, insert_in=item)
+        self.colorbar.getAxis("right").setTextPen(pg.mkPen(_FG))
+        self.matrix = np.zeros((0, 0))
+        self.steps = np.zeros(0)
+        self.layers: list[str] = []
+        self._add_export_actions(item.vb.menu)
+        self.setMinimumSize(220, 170)
+
+    def set_data(self, layers: Sequence[str], steps: np.ndarray, norms: np.ndarray) -> None:
+        """``norms`` has shape (layers, emits); columns are max-pooled to at most MAX_COLUMNS."""
+        self.layers = list(layers)
+        steps = np.asarray(steps, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            logn = np.where(norms > 0, np.log10(norms), np.nan)
+        if logn.shape[1] > self.MAX_COLUMNS:
+            size = int(math.ceil(logn.shape[1] / self.MAX_COLUMNS))
+            pad = size * self.MAX_COLUMNS - logn.shape[1]
+            padded = np.concatenate([logn, np.full((logn.shape[0], pad), np.nan)], axis=1)
+            with np.errstate(all="ignore"), _quiet_nan():
+                logn = np.nanmax(padded.reshape(logn.shape[0], self.MAX_COLUMNS, size), axis=2)
+            steps = steps[::size]
+        self.matrix = logn
+        self.steps = steps
+        if logn.size == 0 or not np.isfinite(logn).any():
+            self.image.clear()
+            return
+        lo, hi = float(np.nanmin(logn)), float(np.nanmax(logn))
+        if hi - lo < 1e-6:
+            lo, hi = lo - 0.5, hi + 0.5
+        shown = np.where(np.isfinite(logn), logn, lo)
+        self.image.setImage(shown, autoLevels=False, levels=(lo, hi))
+        self.colorbar.setLevels((lo, hi))
+        x0 = float(steps[0]) if steps.size else 0.0
+        x1 = float(steps[-1]) if steps.size > 1 else x0 + 1.0
+        width = (x1 - x0) * (1 + 1 / max(len(steps) - 1, 1))
+        self.image.setRect(QRectF(x0, 0.0, max(width, 1.0), float(len(self.layers))))
+        self.plot_item.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(self.layers)]])
+
+    def export_png(self, path: str | Path, width: int | None = None) -> Path:
+        path = Path(path)
+        exporter = exporters.ImageExporter(self.scene())
+        if width:
+            exporter.parameters()["width"] = int(width)
+        exporter.export(str(path))
+        return path
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Rows ``layer,step,log10_grad_norm``."""
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["layer", "step", "log10_grad_norm"])
+            for r, name in enumerate(self.layers):
+                for c, step in enumerate(self.steps):
+                    v = self.matrix[r, c]
+                    if np.isfinite(v):
+                        writer.writerow([name, f"{step:.10g}", f"{v:.6g}"])
+        return path
+
+
+class _quiet_nan:
+    """Silence numpy's 'All-NaN slice' warning inside a block."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+class GradNormPanel(QWidget):
+    """``gradNormPlot``: per-layer gradient norm lines on a log axis, or the layer × step heatmap."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("gradNormPlot")
+        self.lines = PlotPanel("gradNormLines", "Gradient norm per layer", "step", "‖∇‖₂ (L2 norm)", log_y=True,
+                               legend_columns=3)
+        self.heatmap = HeatmapPanel()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.lines)
+        self.stack.addWidget(self.heatmap)
+        self.heatmap_toggle = QCheckBox("Heatmap (layer × step)")
+        self.heatmap_toggle.setObjectName("gradHeatmapToggle")
+        self.heatmap_toggle.setToolTip("Show log10 of each layer's gradient norm as an image: a dark first "
+                                       "row means the gradient does not reach the first layers.")
+        self.heatmap_toggle.toggled.connect(self.set_heatmap)
+        top = QHBoxLayout()
+        top.setContentsMargins(4, 0, 4, 0)
+        top.addStretch(1)
+        top.addWidget(self.heatmap_toggle)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(top)
+        layout.addWidget(self.stack, 1)
+
+    def set_heatmap(self, on: bool) -> None:
+        if self.heatmap_toggle.isChecked() != on:
+            self.heatmap_toggle.setChecked(on)
+            return
+        self.stack.setCurrentWidget(self.heatmap if on else self.lines)
+
+    def is_heatmap(self) -> bool:
+        return self.stack.currentWidget() is self.heatmap
+
+    def current(self) -> PlotPanel | HeatmapPanel:
+        return self.stack.currentWidget()  # type: ignore[return-value]
+
+
+class DepthPanel(QWidget):
+    """``depthPlot``: raw w and ⌈w⌉ of every InfiniteDepth layer, or a note when there is none."""
+
+    NOTE = "This model has no InfiniteDepth layer"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("depthPlot")
+        self.plot = PlotPanel("depthLines", "Learned depth", "step", "depth (layers)", legend_columns=2)
+        self.note = QLabel(self.NOTE)
+        self.note.setObjectName("depthNote")
+        self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #666; font-style: italic; background: white;")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.plot)
+        self.stack.addWidget(self.note)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+        self.set_has_depth(False)
+
+    def set_has_depth(self, has: bool) -> None:
+        self.stack.setCurrentWidget(self.plot if has else self.note)
+
+    def has_depth(self) -> bool:
+        return self.stack.currentWidget() is self.plot
+
+
+def panels_of(widgets: Iterable[QWidget]) -> list[PlotPanel]:
+    """Every :class:`PlotPanel` among ``widgets`` (expanding the composite panels)."""
+    out: list[PlotPanel] = []
+    for w in widgets:
+        if isinstance(w, PlotPanel):
+            out.append(w)
+        elif isinstance(w, GradNormPanel):
+            out.append(w.lines)
+        elif isinstance(w, DepthPanel):
+            out.append(w.plot)
+    return out
