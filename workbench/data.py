@@ -50,6 +50,7 @@ __all__ = [
     "load_dataset",
     "default_data_root",
     "read_idx",
+    "check_available",
     "EMBEDDED",
     "DOWNLOADABLE",
 ]
@@ -394,6 +395,23 @@ def _split(n: int, val_split: float, rng: np.random.Generator) -> tuple[np.ndarr
     if val_split > 0 and n_val == 0:
         n_val = 1
     return perm[n_val:], perm[:n_val]
+
+
+def check_available(task: Any, data_root: Path | str | None = None, download: bool = False) -> None:
+    """Cheap pre-flight: raise :class:`DatasetMissing` if a downloadable set's files are absent and
+    ``download`` is off (embedded sets always pass). Reads no data."""
+    name = str(_attr(task, "dataset", "digits"))
+    root = Path(data_root).expanduser() if data_root is not None else default_data_root()
+    if download or name in EMBEDDED:
+        return
+    if name in _TV_FOLDER:
+        folders = _mnist_folders(name, root)
+        if _find_idx_folder(folders) is None:
+            raise DatasetMissing(name, folders, "expected the four IDX files (train/t10k images and labels)")
+    elif name == "cifar10":
+        folders = [root, root / "cifar10"]
+        if not any((f / "cifar-10-batches-py" / "data_batch_1").is_file() for f in folders):
+            raise DatasetMissing("cifar10", [f / "cifar-10-batches-py" for f in folders])
 
 
 def _attr(task: Any, name: str, default: Any) -> Any:
