@@ -1,0 +1,103 @@
+"""Application start-up: the QApplication, the theme, the main window with training installed.
+
+``python main.py [PRESET]`` opens the app on the default built-in preset (``z-digits``), or on
+``PRESET`` (a file path or a built-in key). ``AFWB_EXIT_AFTER_PAINT=1`` makes the app quit right
+after the first paint of the window and print, in seconds since ``AFWB_LAUNCH_T0`` (a
+``time.time()`` taken by the launcher; the process start time otherwise):
+``first_paint_s=…`` (a usable window: the cards are there) and ``shapes_s=…`` (shapes and
+parameter counts filled in, torch loaded). ``bench/startup.py`` uses it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ui import settings as settings_mod
+from ui.theme import apply_theme
+
+
+def _process_start_time() -> float:
+    """Wall-clock time this process started (Linux /proc; else now), in seconds since the epoch."""
+    t0 = os.environ.get("AFWB_LAUNCH_T0")
+    if t0:
+        try:
+            return float(t0)
+        except ValueError:
+            pass
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (existing one reused), named, with the saved theme applied."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "afwb", *(argv or [])])
+    app.setOrganizationName(settings_mod.ORGANIZATION)
+    app.setApplicationName(settings_mod.APPLICATION)
+    app.setApplicationDisplayName(settings_mod.APPLICATION)
+    apply_theme(app, settings_mod.theme_name(settings_mod.make_settings()))
+    return app  # type: ignore[return-value]
+
+
+def build_main_window(preset=None, **kwargs: Any):
+    """A :class:`ui.main_window.MainWindow` with the training side installed
+    (``ui.training_controller.install_training``) when that module is present."""
+    from ui.main_window import MainWindow
+
+    window = MainWindow(preset, **kwargs)
+    try:
+        from ui.training_controller import install_training
+    except ImportError as exc:
+        if getattr(exc, "name", None) not in ("ui.training_controller",):
+            raise
+        install_training = None
+    if install_training is not None:
+        window.training_controller = install_training(window)
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the app; ``argv`` may hold one preset (path or built-in key). Returns the exit code."""
+    args = list(argv or [])
+    t0 = _process_start_time()
+    app = create_app([])
+    preset = None
+    if args:
+        from workbench.presets import resolve_preset
+        from workbench.spec import SpecError
+
+        try:
+            preset = resolve_preset(args[0])
+        except SpecError as exc:
+            print(f"cannot open {args[0]}: {exc}", file=sys.stderr)
+            return 2
+    window = build_main_window(preset)
+    if args and os.path.isfile(args[0]):
+        from pathlib import Path
+
+        window.document.load(preset, Path(args[0]))
+    if os.environ.get("AFWB_EXIT_AFTER_PAINT"):
+        def painted() -> None:
+            print(f"first_paint_s={time.time() - t0:.3f}", flush=True)
+
+        def shapes() -> None:
+            print(f"shapes_s={time.time() - t0:.3f}", flush=True)
+            QTimer.singleShot(0, window.close)
+
+        window.first_painted.connect(painted)
+        window.shapes_ready.connect(shapes)
+        QTimer.singleShot(60_000, app.quit)  # safety net
+    window.show()
+    return int(app.exec())
