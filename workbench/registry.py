@@ -342,8 +342,8 @@ def _out_channels(default: Any = 16) -> ParamSpec:
               placeholders=("same",))
 
 
-def _kernel(default: int = 3) -> ParamSpec:
-    return _P("kernel_size", "int", default, "square kernel side in pixels", 1, 64)
+def _kernel(default: int = 3, odd: bool = False) -> ParamSpec:
+    return _P("kernel_size", "int", default, "square kernel side in pixels" + (" (odd)" if odd else ""), 1, 64)
 
 
 def _stride(default: int = 1) -> ParamSpec:
@@ -489,6 +489,13 @@ _entry("CCPPolynomial", "Π-Net", "Coupled CP polynomial of degree N in the inpu
 
 
 # Twist -----------------------------------------------------------------------------------------------
+def _twist_conv_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:
+    if p["kernel_size"] % 2 == 0:
+        raise ShapeError(f"TwistConv2d needs an odd kernel_size (its x-kernel is odd under a 180° rotation about "
+                         f"the kernel centre), got {p['kernel_size']}", "use kernel_size 1, 3, 5, …")
+    return _conv_shape(s, p, "TwistConv2d")
+
+
 def _twist_conv_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from layers.twist import TwistConv2d
     return TwistConv2d(s[0], p["out_channels"], kernel_size=p["kernel_size"], stride=p["stride"],
@@ -497,9 +504,8 @@ def _twist_conv_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
 
 _entry("TwistConv2d", "Twist", "Convolution whose coefficients vary affinely with position (PDE view)",
        "y = K∗x + X⊙(Kₓ∗x) + Y⊙(K_y∗x),  Kₓ odd under 180°,  K_y = rot90(Kₓ)", _TWIST_PAPER,
-       [_out_channels(16), _kernel(3), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias")],
-       ("out_channels", "kernel_size", "stride"), lambda s, p, c: _conv_shape(s, p, "TwistConv2d"),
-       _twist_conv_build)
+       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias")],
+       ("out_channels", "kernel_size", "stride"), _twist_conv_shape, _twist_conv_build)
 
 
 def _twist_block_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:

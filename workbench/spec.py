@@ -685,7 +685,13 @@ class _Walker:
         return shape, rows
 
     def count_params(self, row: LayerShape, layer: LayerSpec, shape: tuple[int, ...], entry: Any) -> None:
-        module = self.build_one(layer, shape, entry, meta=True)
+        try:
+            module = self.build_one(layer, shape, entry, meta=True)
+        except (ValueError, TypeError) as exc:  # a constructor check the registry rules did not foresee
+            problem = Problem(row.path, f"{row.type} cannot be built: {exc}", "change the parameters named in the message")
+            self.problems.append(problem)
+            row.problem = str(problem)
+            return
         row.params = sum(int(p.numel()) for p in module.parameters())
         row.trainable_params = sum(int(p.numel()) for p in module.parameters() if p.requires_grad)
         for child, child_layer in zip(row.children, layer.body or []):

@@ -183,3 +183,10 @@ def test_abs_layer():
     x = torch.tensor([[-1.0, 2.0, -3.0]])
     assert torch.equal(module(x), x.abs())
     assert torch.jit.script(module)(x).tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_twist_conv_needs_odd_kernel():
+    with pytest.raises(ShapeError) as err:
+        REGISTRY["TwistConv2d"].output_shape((3, 8, 8), {"kernel_size": 2})
+    assert "odd kernel_size" in err.value.message
+    assert REGISTRY["TwistConv2d"].output_shape((3, 8, 8), {"kernel_size": 5, "padding": 2}) == (16, 8, 8)
