@@ -30,6 +30,10 @@ _H_ALLOWED = ('"relu", "identity", or an nn.ReLU / nn.ReLU6 / nn.Hardtanh / nn.I
               "(or any module with attribute idempotent=True)")
 
 
+def _w_text(w: torch.Tensor) -> str:
+    return "<meta>" if w.is_meta else f"{w.item():.4g}"
+
+
 class DepthGate(nn.Module):
     """Depth gate ``δ_w(i) = relu(1 − exp(slope·(i − w)))`` with learnable scalar ``w`` (Meier 2017).
 
@@ -48,7 +52,7 @@ class DepthGate(nn.Module):
         return torch.relu(1.0 - torch.exp(self.slope * (i - self.w)))
 
     def extra_repr(self) -> str:
-        return f"w={self.w.item():.4g}, slope={self.slope:g}"
+        return f"w={_w_text(self.w)}, slope={self.slope:g}"
 
 
 def _resolve_h(h: Union[str, nn.Module]) -> tuple[nn.Module, str]:
@@ -158,5 +162,5 @@ class InfiniteDepth(nn.Module):
         return reg
 
     def extra_repr(self) -> str:
-        return (f"h={self.h_name}, w={self.gate.w.item():.4g}, max_depth={self.max_depth}, "
+        return (f"h={self.h_name}, w={_w_text(self.gate.w)}, max_depth={self.max_depth}, "
                 f"residual={self.residual}, w_l2={self.w_l2:g}, f_l2={self.f_l2:g}")

@@ -109,7 +109,7 @@ class HanStack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features("HanStack", x, self.features)
         for layer in self.layers:
-            x = torch.abs(layer._reflect(x))
+            x = layer(x)
         return x
 
     def extra_repr(self) -> str:

@@ -5,6 +5,7 @@ import ast
 import pathlib
 import subprocess
 import sys
+import warnings
 from typing import Callable
 
 import pytest
@@ -176,3 +177,24 @@ def test_importing_layers_pulls_in_no_workbench_ui_or_qt() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=LAYERS_DIR.parent, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torchscript_trace(name: str) -> None:
+    """Every layer traces (the export path); InfiniteDepth's trace freezes the current depth."""
+    factory, in_shape, _ = CASES[name]
+    torch.manual_seed(0)
+    m = factory().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarning for the shape checks / InfiniteDepth's w.item()
+        traced = torch.jit.trace(m, (torch.randn(*in_shape),))
+    x = torch.randn(*in_shape)
+    torch.testing.assert_close(traced(x), m(x))
+
+
+def test_meta_device_construction_and_repr() -> None:
+    with torch.device("meta"):
+        for name, (factory, _, _) in sorted(CASES.items()):
+            m = factory()
+            assert all(p.is_meta for p in m.parameters()), name
+            assert repr(m)
