@@ -84,8 +84,8 @@ class Probes:
         self.params = params
         self.owner = owner
         self.n_layers = len(self.layer_names)
-        self._weight_index = torch.tensor(owner, dtype=torch.long, device=self.device)
-        self._grad_index_cache: dict[tuple[bool, ...], torch.Tensor] = {}
+        self._index_cache: dict[tuple[bool, ...], torch.Tensor] = {}
+        self._detached = [p.detach() for p in params]  # views sharing storage: always current values
         self.depth_modules: list[tuple[str, nn.Module]] = []
         self.hardness_modules: list[tuple[str, nn.Module]] = []
         for path, mod in model.named_modules():
@@ -106,38 +106,39 @@ class Probes:
         return tuple(p for p, _ in self.hardness_modules)
 
     # -----------------------------------------------------------------------------------------
-    def _grad_index(self, mask: tuple[bool, ...]) -> torch.Tensor:
-        idx = self._grad_index_cache.get(mask)
+    def _index(self, mask: tuple[bool, ...]) -> torch.Tensor:
+        """Slot of each norm in the [grad × L, weight × L] vector: the owners of the present
+        gradients, then the owners of all parameters shifted by L. Cached per gradient pattern."""
+        idx = self._index_cache.get(mask)
         if idx is None:
-            idx = torch.tensor([o for o, m in zip(self.owner, mask) if m], dtype=torch.long, device=self.device)
-            self._grad_index_cache[mask] = idx
+            L = self.n_layers
+            owners = [o for o, m in zip(self.owner, mask) if m] + [o + L for o in self.owner]
+            idx = torch.tensor(owners, dtype=torch.long, device=self.device)
+            self._index_cache[mask] = idx
         return idx
 
     @torch.no_grad()
     def capture(self) -> torch.Tensor:
-        """One device vector: [grad_norm × L, weight_norm × L, w × D, mean hardness × H] (float32)."""
+        """One device vector: [grad_norm × L, weight_norm × L, w × D, mean hardness × H] (float32).
+
+        Device work: one ``_foreach_norm`` over every present gradient and every parameter, one
+        ``index_add_`` of the squared norms into per-layer slots, one ``sqrt``, one ``cat``."""
         L = self.n_layers
         grads = [p.grad for p in self.params]
         mask = tuple(g is not None for g in grads)
-        present = [g for g in grads if g is not None]
-        tensors = present + [p.detach() for p in self.params]
-        parts: list[torch.Tensor] = []
+        tensors = [g for g in grads if g is not None] + self._detached
         if tensors:
             norms = torch.stack(torch._foreach_norm(tensors)).float()
-            sq = norms * norms
-            ng = len(present)
-            g_sq = torch.zeros(L, device=self.device, dtype=torch.float32)
-            if ng:
-                g_sq.index_add_(0, self._grad_index(mask), sq[:ng])
-            w_sq = torch.zeros(L, device=self.device, dtype=torch.float32).index_add_(0, self._weight_index, sq[ng:])
-            parts += [g_sq.sqrt(), w_sq.sqrt()]
+            sq = torch.zeros(2 * L, device=self.device, dtype=torch.float32).index_add_(
+                0, self._index(mask), norms * norms)
+            parts = [sq.sqrt_()]
         else:
-            parts.append(torch.zeros(2 * L, device=self.device))
+            parts = [torch.zeros(2 * L, device=self.device)]
         if self.depth_modules:
             parts.append(torch.stack([m.w.detach().reshape(()).float() for _, m in self.depth_modules]))
         if self.hardness_modules:
             parts.append(torch.stack([m.hardness.detach().float().mean() for _, m in self.hardness_modules]))
-        return torch.cat(parts)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def read(self, captured: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[ProbeValues, list[float]]:
         """Copy ``captured`` (and ``extra``, any 1-D device vector) to the host with ONE ``.tolist()``."""

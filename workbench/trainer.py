@@ -409,14 +409,15 @@ class Trainer:
         device = self.device
         every = self.every
         classification = self.task == "classification"
-        loss_buf = torch.zeros(every + 1, device=device)  # per-step mean losses since the last emit
-        correct = torch.zeros((), device=device, dtype=torch.long)
         reg_modules = self.reg_modules
         grad_clip = float(getattr(self.preset.train, "grad_clip", 0.0) or 0.0)
         params = [p for g in opt.param_groups for p in g["params"]]
         target_scale = float(self.data.target_scale)
         stop, running = self._stop, self._running
         writer = self._writer
+        write = writer.enabled
+        probes = self.probes
+        layer_names = probes.layer_names
         step = self.start_step
 
         for epoch in range(self.start_epoch, self.epochs):
@@ -426,6 +427,11 @@ class Trainer:
             perm = data.permutation(self.generator)
             slices = data.batch_slices(self.batch_size)
             last_index = len(slices) - 1
+            # the window since the last emit: references to tensors the step computed anyway, so
+            # the hot loop adds no device work; reduced in one go at the emit
+            win_loss: list[torch.Tensor] = []
+            win_out: list[torch.Tensor] = []
+            win_y: list[torch.Tensor] = []
             win_n: list[int] = []
             ep_loss_sum = 0.0
             ep_n = 0
@@ -446,21 +452,27 @@ class Trainer:
                 total.backward()
                 if grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, grad_clip)
-                k = len(win_n)
-                loss_buf[k] = loss.detach()
+                win_loss.append(loss.detach())
                 win_n.append(s1 - s0)
                 if classification:
-                    correct += (out.detach().argmax(-1) == y).sum()
+                    win_out.append(out.detach())
+                    win_y.append(y)
                 step += 1
                 emit = (step % every == 0) or bi == last_index
                 if emit:
-                    captured = self.probes.capture()
-                    extra = torch.cat([loss_buf[: k + 1], correct.reshape(1).to(loss_buf.dtype)])
-                    values, host = self.probes.read(captured, extra)
-                    losses, n_correct = host[: k + 1], host[k + 1]
+                    captured = probes.capture()
+                    k = len(win_loss)
+                    parts = [torch.stack(win_loss).float()]
+                    if classification:
+                        outs = win_out[0] if k == 1 else torch.cat(win_out)
+                        ys = win_y[0] if k == 1 else torch.cat(win_y)
+                        parts.append((outs.argmax(-1) == ys).sum().reshape(1).float())
+                    values, host = probes.read(captured, torch.cat(parts) if len(parts) > 1 else parts[0])
+                    losses = host[:k]
+                    n_correct = host[k] if classification else 0.0
                     n = sum(win_n)
                     loss_sum = sum(l * m for l, m in zip(losses, win_n))
-                    if not math.isfinite(loss_sum) or first_nonfinite_layer(values, self.probes.layer_names):
+                    if not math.isfinite(loss_sum) or first_nonfinite_layer(values, layer_names):
                         self._fail_nonfinite(losses, win_n, values, step)
                 opt.step()
                 schedule.after_step()
@@ -476,16 +488,15 @@ class Trainer:
                         grad_norm=values.grad_norm, weight_norm=values.weight_norm, depth_w=values.depth_w,
                         depth=values.depth, hardness=values.hardness,
                     )
-                    self._last_values = values
                     ep_loss_sum += loss_sum
                     ep_n += n
                     ep_correct += int(n_correct)
                     self._samples += n
                     self._step = step
-                    writer.append([metrics.flat()])
+                    if write:
+                        writer.append([metrics.flat()])
                     on_event(metrics)
-                    win_n = []
-                    correct.zero_()
+                    win_loss, win_out, win_y, win_n = [], [], [], []
                     t_emit = time.perf_counter()
                     paused_at_emit = self._paused_s
             self._step = step
