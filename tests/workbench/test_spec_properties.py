@@ -1,5 +1,8 @@
 """Property tests: random specs and random JSON mutations of the built-in presets either build and run,
-or are refused with validate problems / SpecError: never an unhandled exception."""
+or are refused with validate problems / SpecError: never an unhandled exception.
+
+Examples are derandomised (the same each run) so the shared suite is stable; raise max_examples
+locally to search further."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +16,7 @@ from workbench.presets import PRESETS_DIR, builtin_keys
 from workbench.registry import REGISTRY, ParamSpec
 from workbench.spec import FORMAT, SpecError, build_model, infer_shapes, preset_from_dict, validate
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SMALL_DATASETS = ("digits", "parity", "checkerboard", "spirals", "diabetes")
 SIMPLE_TYPES = sorted(t for t, e in REGISTRY.items() if not e.container)
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 40),
@@ -168,7 +171,7 @@ def test_mutated_presets_build_or_explain(document):
     _check(document, max_params=300_000)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(document=JSON_VALUES)
 def test_arbitrary_json_is_refused_cleanly(document):
     try:
