@@ -16,7 +16,7 @@ from workbench.presets import PRESETS_DIR, builtin_keys
 from workbench.registry import REGISTRY, ParamSpec
 from workbench.spec import FORMAT, SpecError, build_model, infer_shapes, preset_from_dict, validate
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 SMALL_DATASETS = ("digits", "parity", "checkerboard", "spirals", "diabetes")
 SIMPLE_TYPES = sorted(t for t, e in REGISTRY.items() if not e.container)
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 40),
