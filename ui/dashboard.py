@@ -27,6 +27,12 @@ __all__ = ["Dashboard", "REDRAW_MS", "LOSS_LABELS"]
 #: Redraw period of the plots while a run is active, in milliseconds (~20 Hz).
 REDRAW_MS = 50
 
+#: The dashboard's plots, in redraw order.
+PANEL_NAMES = ("loss", "accuracy", "grad", "depth", "throughput")
+
+#: At most this many plots are redrawn per timer tick (a full redraw is spread over ticks).
+PANELS_PER_TICK = 2
+
 LOSS_LABELS = {"classification": "loss (cross-entropy)", "regression": "loss (MSE)"}
 
 
@@ -58,7 +64,9 @@ class Dashboard(QWidget):
         self._visible: list[str] = []
         self._current: str | None = None
         self._active: set[str] = set()
-        self._drawn: dict[str, int] = {}
+        self._panel_state: dict[str, tuple] = {}
+        self._panel_drawn_at: dict[str, int] = {}
+        self._draw_count = 0
         self._dirty = False
         self._smoothing = 0.6
 
@@ -226,12 +234,6 @@ class Dashboard(QWidget):
         if not self.timer.isActive():
             self.timer.start()
 
-    def _tick(self) -> None:
-        if self._dirty:
-            self.redraw()
-        elif not self._active:
-            self.timer.stop()
-
     def shutdown(self) -> None:
         """Stop the redraw timer (window closing)."""
         self._active.clear()
@@ -253,62 +255,125 @@ class Dashboard(QWidget):
         super().hideEvent(event)
 
     # ------------------------------------------------------------------ drawing
+    def _state(self) -> tuple:
+        """What the plots depend on: the drawn runs and their data versions, smoothing, view mode."""
+        runs = tuple((r, self._runs[r].buffers.version, self._runs[r].label) for r in self.visible_runs())
+        return runs, self._smoothing, self.grad_panel.is_heatmap()
+
     def redraw(self) -> None:
         """Redraw every plot from the buffers now."""
-        self._dirty = False
+        self._draw(list(PANEL_NAMES))
+
+    def _tick(self) -> None:
+        state = self._state()
+        stale = [name for name in PANEL_NAMES if self._panel_state.get(name) != state]
+        if stale:
+            # Oldest first, at most PANELS_PER_TICK per tick: one tick never paints every plot, so
+            # the event loop stays free (each raster paint of a plot costs several milliseconds).
+            stale.sort(key=lambda name: self._panel_drawn_at.get(name, -1))
+            self._draw(stale[:PANELS_PER_TICK], state)
+        elif not self._active:
+            self._dirty = False
+            self.timer.stop()
+
+    def _draw(self, names: list[str], state: tuple | None = None) -> None:
+        state = state if state is not None else self._state()
         runs = [self._runs[r] for r in self.visible_runs()]
         primary = runs[0] if runs else None
         task = primary.buffers.task if primary else "classification"
         regression = task == "regression"
-        self.loss_plot.set_axis_label(LOSS_LABELS.get(task, "loss"))
-        self.accuracy_plot.set_axis_label("RMSE (target units)" if regression else "accuracy (%)")
-        self.accuracy_plot.set_title("RMSE" if regression else "Accuracy")
-
-        loss, acc, grad, depth, speed = [], [], [], [], []
         samples: list[tuple[str, Qt.PenStyle]] = []
-        for rank, run in enumerate(runs):
-            style = run_style(rank)
-            named = rank == 0
-            suffix = "" if named else f" · {run.label}"
-            b = run.buffers
-            if len(runs) > 1:
-                samples.append((f"{run.label}" + (" (current)" if rank == 0 else ""), style))
-            self._loss_curves(run, style, named, suffix, loss)
-            self._accuracy_curves(run, style, named, suffix, acc, regression)
-            if b.has("samples_per_s"):
-                s = b.get("samples_per_s")
-                speed.append(Curve(f"{run.run_id}:sps", s.x, s.y, SPEED_COLOR, "samples/s" if named else None,
-                                   width=1.5, style=style))
-            order = {name: i for i, name in enumerate(b.layer_names)}
-            for layer in b.layers_with("grad_norm"):
-                s = b.get(f"grad_norm/{layer}")
-                idx = order.get(layer.split(".")[0], len(order))
-                grad.append(Curve(f"{run.run_id}:g:{layer}", s.x, s.y, layer_color(idx),
-                                  layer if named else None, width=1.5, style=style))
-            for layer in b.layers_with("depth_w"):
-                idx = order.get(layer.split(".")[0], len(order))
-                w = b.get(f"depth_w/{layer}")
-                depth.append(Curve(f"{run.run_id}:w:{layer}", w.x, w.y, layer_color(idx),
-                                   f"w {layer}" if named else None, width=2.0, style=style))
-                if b.has(f"depth/{layer}"):
-                    d = b.get(f"depth/{layer}")
-                    depth.append(Curve(f"{run.run_id}:d:{layer}", d.x, d.y, layer_color(idx),
-                                       f"⌈w⌉ {layer}" if named else None, width=1.2, style=style, alpha=150,
-                                       step=True))
-        self.loss_plot.set_curves(loss, samples)
-        self.accuracy_plot.set_curves(acc, samples)
-        self.throughput_plot.set_curves(speed, samples)
-        self.grad_panel.lines.set_curves(grad, samples)
-        self.depth_panel.plot.set_curves(depth, samples)
-        has_depth = bool(depth) or any(run.buffers.depth_layers for run in runs)
-        self.depth_panel.set_has_depth(has_depth)
-        if primary is not None and self.grad_panel.is_heatmap():
-            self._draw_heatmap(primary.buffers)
-        for run in runs:
-            self._drawn[run.run_id] = run.buffers.version
+        if len(runs) > 1:
+            samples = [(f"{run.label}" + (" (current)" if rank == 0 else ""), run_style(rank))
+                       for rank, run in enumerate(runs)]
+        x_max = self._x_extent(runs)
+        self._draw_count += 1
+        for name in names:
+            if name == "loss":
+                self.loss_plot.set_axis_label(LOSS_LABELS.get(task, "loss"))
+                curves: list[Curve] = []
+                for rank, run in enumerate(runs):
+                    self._loss_curves(run, run_style(rank), rank == 0, curves)
+                self._show(self.loss_plot, curves, samples, x_max)
+            elif name == "accuracy":
+                self.accuracy_plot.set_axis_label("RMSE (target units)" if regression else "accuracy (%)")
+                self.accuracy_plot.set_title("RMSE" if regression else "Accuracy")
+                curves = []
+                for rank, run in enumerate(runs):
+                    self._accuracy_curves(run, run_style(rank), rank == 0, curves, regression)
+                self._show(self.accuracy_plot, curves, samples, x_max)
+            elif name == "throughput":
+                curves = []
+                for rank, run in enumerate(runs):
+                    b = run.buffers
+                    if b.has("samples_per_s"):
+                        sps = b.get("samples_per_s")
+                        curves.append(Curve(f"{run.run_id}:sps", sps.x, sps.y, SPEED_COLOR,
+                                            "samples/s" if rank == 0 else None, width=1.5, style=run_style(rank)))
+                self._show(self.throughput_plot, curves, samples, x_max)
+            elif name == "grad":
+                if self.grad_panel.is_heatmap():
+                    if primary is not None:
+                        self._draw_heatmap(primary.buffers)
+                else:
+                    curves = []
+                    for rank, run in enumerate(runs):
+                        self._grad_curves(run, run_style(rank), rank == 0, curves)
+                    self._show(self.grad_panel.lines, curves, samples, x_max)
+            elif name == "depth":
+                curves = []
+                for rank, run in enumerate(runs):
+                    self._depth_curves(run, run_style(rank), rank == 0, curves)
+                has_depth = bool(curves) or any(run.buffers.depth_layers for run in runs)
+                self.depth_panel.set_has_depth(has_depth)
+                self._show(self.depth_panel.plot, curves, samples, x_max)
+            self._panel_state[name] = state
+            self._panel_drawn_at[name] = self._draw_count
+        if all(self._panel_state.get(n) == state for n in PANEL_NAMES):
+            self._dirty = False
         self.redrawn.emit()
 
-    def _loss_curves(self, run: _Run, style: Qt.PenStyle, named: bool, suffix: str, out: list[Curve]) -> None:
+    @staticmethod
+    def _show(panel: PlotPanel, curves: list[Curve], samples: list, x_max: float | None) -> None:
+        panel.set_x_extent(x_max)
+        panel.set_curves(curves, samples)
+
+    def _grad_curves(self, run: _Run, style: Qt.PenStyle, named: bool, out: list[Curve]) -> None:
+        b = run.buffers
+        order = {name: i for i, name in enumerate(b.layer_names)}
+        for layer in b.grad_layers():
+            s = b.get(f"grad_norm/{layer}")
+            idx = order.get(layer.split(".")[0], len(order))
+            label = layer if (s.y > 0).any() else f"{layer} (no gradient)"
+            out.append(Curve(f"{run.run_id}:g:{layer}", s.x, s.y, layer_color(idx), label if named else None,
+                             width=1.5, style=style))
+
+    def _depth_curves(self, run: _Run, style: Qt.PenStyle, named: bool, out: list[Curve]) -> None:
+        b = run.buffers
+        order = {name: i for i, name in enumerate(b.layer_names)}
+        for layer in b.layers_with("depth_w"):
+            idx = order.get(layer.split(".")[0], len(order))
+            w = b.get(f"depth_w/{layer}")
+            out.append(Curve(f"{run.run_id}:w:{layer}", w.x, w.y, layer_color(idx),
+                             f"w {layer}" if named else None, width=2.0, style=style))
+            if b.has(f"depth/{layer}"):
+                d = b.get(f"depth/{layer}")
+                out.append(Curve(f"{run.run_id}:d:{layer}", d.x, d.y, layer_color(idx),
+                                 f"⌈w⌉ {layer}" if named else None, width=1.2, style=style, alpha=150, step=True))
+
+    def _x_extent(self, runs: Sequence[_Run]) -> float | None:
+        """The step range to show: the live run's total steps, or the longest drawn run."""
+        ends = []
+        for run in runs:
+            b = run.buffers
+            if b.started is not None and b.final is None:
+                ends.append(float(b.started.total_steps))
+            last = b.get("loss").last() if b.has("loss") else None
+            if last is not None:
+                ends.append(last[0])
+        return max(ends) if ends else None
+
+    def _loss_curves(self, run: _Run, style: Qt.PenStyle, named: bool, out: list[Curve]) -> None:
         b = run.buffers
         if b.has("loss"):
             s = b.get("loss")
@@ -328,7 +393,7 @@ class Dashboard(QWidget):
             out.append(Curve(f"{run.run_id}:train_epoch", t.x, t.y, TRAIN_COLOR, "train (epoch)" if named else None,
                              width=1.5, style=style, symbol="s"))
 
-    def _accuracy_curves(self, run: _Run, style: Qt.PenStyle, named: bool, suffix: str, out: list[Curve],
+    def _accuracy_curves(self, run: _Run, style: Qt.PenStyle, named: bool, out: list[Curve],
                          regression: bool) -> None:
         b = run.buffers
         if regression:
@@ -344,7 +409,7 @@ class Dashboard(QWidget):
                                  width=1.2 if symbol else 1.8, style=style, symbol=symbol))
 
     def _draw_heatmap(self, b: RunBuffers) -> None:
-        layers = b.layers_with("grad_norm")
+        layers = b.grad_layers()
         if not layers:
             self.grad_panel.heatmap.set_data([], np.zeros(0), np.zeros((0, 0)))
             return

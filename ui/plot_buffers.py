@@ -169,6 +169,22 @@ class RunBuffers:
         order = {name: i for i, name in enumerate(self.layer_names)}
         return sorted(found, key=lambda n: (order.get(n.split(".")[0], len(order)), n))
 
+    def grad_layers(self) -> list[str]:
+        """Layers to show in the gradient plots: those with parameters (a non-zero weight norm at
+        some point; without weight norms, a non-zero gradient norm). Parameter-free layers
+        (Flatten, pooling) report a gradient norm of 0 and are left out."""
+        out = []
+        for layer in self.layers_with("grad_norm"):
+            w = self.series.get(f"weight_norm/{layer}")
+            if w is not None and len(w):
+                if np.nanmax(np.abs(w.y)) > 0 if np.isfinite(w.y).any() else True:
+                    out.append(layer)
+            else:
+                g = self.series[f"grad_norm/{layer}"].y
+                if not np.isfinite(g).all() or np.nanmax(np.abs(g)) > 0:
+                    out.append(layer)
+        return out
+
     @property
     def is_regression(self) -> bool:
         return self.task == "regression"

@@ -176,7 +176,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         item.setLabel("bottom", x_label, color=_FG)
         item.setLabel("left", y_label, color=_FG)
         _style_axes(item)
-        item.showGrid(x=True, y=True, alpha=0.15)
+        # No grid: in the software (raster) painter grid lines cost 3x the rest of a redraw.
         item.setLogMode(x=False, y=log_y)
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
@@ -199,6 +199,9 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.readout.setVisible(False)
         item.addItem(self.readout, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._user_zoomed = False
+        self._x_extent: float | None = None
+        item.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._add_export_actions(item.vb.menu)
         self.setMinimumSize(220, 170)
 
@@ -214,6 +217,29 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
 
     def y_label(self) -> str:
         return self.plot_item.getAxis("left").labelText
+
+    def _on_manual_range(self, *_: object) -> None:
+        self._user_zoomed = True
+
+    def set_x_extent(self, x_max: float | None) -> None:
+        """Fix the x range to [0, x_max] (the run's total steps), so the step axis does not move and
+        repaint on every new point; None goes back to auto-range. Ignored once the user zoomed."""
+        if self._user_zoomed or x_max == self._x_extent:
+            return
+        self._x_extent = x_max
+        vb = self.plot_item.vb
+        if x_max is None or x_max <= 0:
+            vb.enableAutoRange(x=True)
+        else:
+            vb.enableAutoRange(x=False)
+            self.plot_item.setXRange(0, float(x_max), padding=0.02)
+
+    def reset_zoom(self) -> None:
+        """Forget a manual zoom: the x range follows the run again."""
+        self._user_zoomed = False
+        extent, self._x_extent = self._x_extent, None
+        self.set_x_extent(extent)
+        self.plot_item.vb.enableAutoRange(y=True)
 
     def set_curves(self, curves: Sequence[Curve], samples: Sequence[tuple[str, Qt.PenStyle]] = ()) -> None:
         """Draw exactly ``curves`` (reusing items by key); ``samples`` add legend entries showing

@@ -150,6 +150,9 @@ class _TrainerAdapter(QObject):
             with self._lock:
                 self.trainer = None
             self.done.emit(final)
+            # End this thread's event loop from inside, so a GUI thread blocked in wait() (closing
+            # the window) is released without needing its own event loop to run.
+            QThread.currentThread().quit()
 
     def _final_from_summary(self, summary: RunSummary) -> Any:
         if summary.status == "stopped":
