@@ -1,0 +1,230 @@
+"""workbench.cli: the headless command line, its exit codes, and a run killed with SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench import cli
+from workbench.presets import load_builtin
+from workbench.runs import checkpoint_path, list_runs, read_metrics
+from workbench.spec import preset_to_dict, save_preset
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_preset_file(tmp_path: Path, name="tiny.json", **train) -> Path:
+    p = load_builtin("mlp-relu-digits")
+    p.train.epochs = 1
+    p.train.device = "cpu"
+    for k, v in train.items():
+        setattr(p.train, k, v)
+    path = tmp_path / name
+    save_preset(p, path)
+    return path
+
+
+def train_tiny(tmp_path: Path, capsys) -> Path:
+    root = tmp_path / "runs"
+    assert cli.main(["train", str(tiny_preset_file(tmp_path)), "--out", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    run = Path(out.splitlines()[0].split("run folder: ", 1)[1])
+    assert run.parent == root and (run / "summary.json").exists()
+    return run
+
+
+def test_train_prints_folder_and_summary_line(tmp_path, capsys):
+    root = tmp_path / "runs"
+    code = cli.main(["train", "mlp-relu-digits", "--epochs", "1", "--device", "cpu", "--out", str(root)])
+    captured = capsys.readouterr()
+    assert code == 0
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("run folder: ")
+    assert lines[-1].startswith("finished, val accuracy") and "samples/s" in lines[-1]
+    assert "step" in captured.err  # the tqdm progress bar goes to stderr
+    [rec] = list_runs(root)
+    assert rec.summary.status == "finished" and rec.summary.epochs_completed == 1
+
+
+def test_train_learned_depth_in_summary_line(tmp_path, capsys):
+    p = load_builtin("infinite-parity")
+    p.task.options["n_samples"] = 512
+    p.task.batch_size = 128
+    p.train.epochs = 1
+    path = tmp_path / "parity.json"
+    save_preset(p, path)
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet", "--device", "cpu"]) == 0
+    assert "depth 2_InfiniteDepth: w = " in capsys.readouterr().out
+
+
+def test_presets_and_runs_tables(tmp_path, capsys):
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "z-digits" in out and "z-mnist" in out and "mnist" in out
+    run = train_tiny(tmp_path, capsys)
+    assert cli.main(["runs", "--root", str(run.parent)]) == 0
+    assert run.name in capsys.readouterr().out
+
+
+def test_eval_reports_validation_figures(tmp_path, capsys):
+    run = train_tiny(tmp_path, capsys)
+    assert cli.main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert "validation set: 359 samples" in out
+    assert f"accuracy {100 * summary['best_val_accuracy']:.2f}%" in out
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_export_torchscript_and_onnx(tmp_path, capsys):
+    import onnx
+
+    run = train_tiny(tmp_path, capsys)
+    ts = tmp_path / "m.pt"
+    assert cli.main(["export", str(run), "--format", "torchscript", "--output", str(ts)]) == 0
+    from workbench.spec import build_model, load_preset
+
+    model = build_model(load_preset(run / "preset.json"))
+    model.load_state_dict(torch.load(checkpoint_path(run, "best"), weights_only=True)["model"])
+    model.eval()
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.allclose(torch.jit.load(str(ts))(x), model(x), atol=1e-5)
+    assert cli.main(["export", str(run), "--format", "onnx"]) == 0
+    onnx_file = run / "export" / "model.onnx"
+    onnx.checker.check_model(onnx.load(str(onnx_file)))
+
+
+def test_export_failure_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    run = train_tiny(tmp_path, capsys)
+
+    def refuse(*a, **k):
+        raise RuntimeError("Unsupported operator 'aten::softmean'\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    assert cli.main(["export", str(run), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "onnx export" in err[0] and "Unsupported operator" in err[0]
+    assert not (run / "export" / "model.onnx").exists()
+
+
+# -------------------------------------------------------------------------------- bad input: exit 2
+def _nothing_written(root: Path) -> bool:
+    return not root.exists() or not any(root.iterdir())
+
+
+def test_unknown_preset_exit_2(tmp_path, capsys):
+    assert cli.main(["train", "no-such-preset", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-preset" in err and err.startswith("error: ")
+    assert _nothing_written(tmp_path / "runs")
+
+
+def test_invalid_preset_prints_every_problem_exit_2(tmp_path, capsys):
+    doc = preset_to_dict(load_builtin("mlp-relu-digits"))
+    doc["model"]["layers"][1]["params"]["out_features"] = -3
+    doc["train"]["optimizer"] = "adamax"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "model.layers[1].params.out_features" in err and "train.optimizer" in err
+    assert _nothing_written(tmp_path / "runs")
+
+
+def test_missing_dataset_exit_2_names_folder_and_download(tmp_path, capsys):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert cli.main(["train", "z-mnist", "--data-root", str(empty), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert str(empty) in err and "--download" in err
+    assert _nothing_written(tmp_path / "runs")
+
+
+def test_unwritable_run_folder_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli.main(["train", str(tiny_preset_file(tmp_path)), "--out", str(blocker / "runs")]) == 2
+    assert "cannot write a run folder" in capsys.readouterr().err
+
+
+def test_checkpoint_from_other_architecture_exit_2(tmp_path, capsys):
+    run = train_tiny(tmp_path, capsys)
+    other = load_builtin("mlp-relu-digits")
+    other.model.layers[3].params["out_features"] = 32
+    path = tmp_path / "other.json"
+    save_preset(other, path)
+    before = (run / "metrics.jsonl").read_text()
+    assert cli.main(["train", str(path), "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "different architecture" in err and "3_Linear" in err
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_failed_run_exit_1(tmp_path, capsys):
+    path = tiny_preset_file(tmp_path, optimizer="sgd", lr=100.0, epochs=5)
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "non-finite" in captured.err and "hint:" in captured.err
+    assert captured.out.splitlines()[-1].startswith("failed")
+
+
+def test_eval_of_missing_run_exit_2(tmp_path, capsys):
+    assert cli.main(["eval", str(tmp_path / "nope")]) == 2
+    assert "run folder not found" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------------- a killed run
+def test_sigkilled_run_leaves_readable_metrics_and_resumes(tmp_path, capsys):
+    preset = tiny_preset_file(tmp_path, epochs=400)
+    root = tmp_path / "runs"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "train", str(preset), "--out", str(root),
+                             "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("run folder: "), line
+        run = Path(line.split("run folder: ", 1)[1].strip())
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            ckpt = checkpoint_path(run, "last")
+            if ckpt.exists() and len(read_metrics(run)) > 12:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the subprocess wrote no checkpoint in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads((run / "summary.json").read_text())["status"] == "running"
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"kind": "metrics", "step": 99999, "lo')  # a torn last line, as a kill mid-write leaves
+    records = read_metrics(run)
+    assert records and all(isinstance(r, dict) and "step" in r for r in records)
+    done = torch.load(checkpoint_path(run, "last"), weights_only=True)["epoch"]
+    assert done >= 1
+    assert cli.main(["train", "--resume", str(run), "--epochs", str(done + 1), "--quiet"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_completed"] == done + 1
+    epochs = [r["epoch"] for r in read_metrics(run) if r["kind"] == "epoch"]
+    assert epochs == list(range(done + 1))  # no duplicates from the killed tail, nothing torn
+    steps = [r["step"] for r in read_metrics(run) if r["kind"] == "metrics"]
+    assert steps == sorted(steps) and 99999 not in steps
