@@ -2,7 +2,8 @@
 
 ``python main.py [PRESET]`` opens the app on the default built-in preset (``z-digits``), or on
 ``PRESET`` (a file path or a built-in key). ``AFWB_EXIT_AFTER_PAINT=1`` makes the app quit right
-after the first paint of the window and print, in seconds since ``AFWB_LAUNCH_T0`` (a
+after the first paint of the window and the shape inference that follows it (``=paint``: right
+after the first paint) and print, in seconds since ``AFWB_LAUNCH_T0`` (a
 ``time.time()`` taken by the launcher; the process start time otherwise):
 ``first_paint_s=…`` (a usable window: the cards are there) and ``shapes_s=…`` (shapes and
 parameter counts filled in, torch loaded). ``bench/startup.py`` uses it.
@@ -97,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             QTimer.singleShot(0, window.close)
 
         window.first_painted.connect(painted)
-        window.shapes_ready.connect(shapes)
+        if os.environ["AFWB_EXIT_AFTER_PAINT"] == "paint":  # do not wait for torch
+            window.first_painted.connect(lambda: QTimer.singleShot(0, window.close))
+        else:
+            window.shapes_ready.connect(shapes)
         QTimer.singleShot(60_000, app.quit)  # safety net
     window.show()
     return int(app.exec())

@@ -109,6 +109,7 @@ class ModelEditor(QWidget):
     def __init__(self, document: PresetDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("modelEditor")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # clicking a card focuses the editor (Delete, Alt+Up)
         self.document = document
         self.analysis: Analysis | None = None
         self._selected: Key = None
@@ -135,6 +136,7 @@ class ModelEditor(QWidget):
         self.scroll.setObjectName("editorScroll")
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.canvas = _Canvas(self)
         self.scroll.setWidget(self.canvas)
         lay.addWidget(self.scroll, 1)
@@ -323,7 +325,7 @@ class ModelEditor(QWidget):
                          parent=parent)
         if entry is not None:
             card.title.setToolTip(entry.summary)
-        card.clicked.connect(self.select)
+        card.clicked.connect(self._card_clicked)
         card.toggle_requested.connect(lambda p: self.set_collapsed(p, p not in self._collapsed))
         card.drag_started.connect(self._start_move)
         self._cards[path] = card
@@ -349,7 +351,7 @@ class ModelEditor(QWidget):
             problem = str(exc)
         detail = f"{desc}\nbatch {preset.task.batch_size} · validation {preset.task.val_split:g}"
         card = EndCard("input", "Input", subtitle, shape, detail, problem, parent)
-        card.clicked.connect(self.select)
+        card.clicked.connect(self._card_clicked)
         return card
 
     def _make_output_card(self, preset, parent: QWidget) -> EndCard:
@@ -375,7 +377,7 @@ class ModelEditor(QWidget):
         others = self.analysis.other_problems if self.analysis is not None else []
         problem = "\n".join(str(p) for p in others[:3]) or None
         card = EndCard("output", "Output", subtitle, shape_text, detail, problem, parent)
-        card.clicked.connect(self.select)
+        card.clicked.connect(self._card_clicked)
         return card
 
     def _update_footer(self) -> None:
@@ -391,6 +393,30 @@ class ModelEditor(QWidget):
         self.block_label.setVisible(bool(reason))
         self.ready_label.setVisible(not reason)
         self.ready_label.setText("Checking…" if self.analysis is None else "Ready to run")
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Delete/Backspace remove the selected layer; Up/Down move the selection."""
+        key = event.key()
+        path = self.selected_layer_path()
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and path is not None:
+            try:
+                self.document.remove_layer(path)
+            except ReadOnlyError as exc:
+                self.error.emit(f"Cannot edit: {exc}")
+            event.accept()
+            return
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down) and not event.modifiers():
+            order: list[Key] = ["input", *self._cards.keys(), "output"]
+            i = order.index(self._selected) if self._selected in order else 0
+            i = max(0, min(len(order) - 1, i + (1 if key == Qt.Key.Key_Down else -1)))
+            self.select(order[i])
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def _card_clicked(self, key: Key) -> None:
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        self.select(key)
 
     def _on_read_only(self, flag: bool, reason: str) -> None:
         self.read_only_banner.setText(f"Read-only: {reason}" if reason else "Read-only")

@@ -86,7 +86,8 @@ QToolTip {{ color: {c['text']}; background: {c['tooltip']}; border: 1px solid {c
 def apply_theme(app: QApplication, name: str) -> dict[str, str]:
     """Apply ``name`` ("light", "dark" or "system") to the whole app; return the colour table used."""
     c = colors_for(name, app)
-    app.setStyle("Fusion")
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")
     app.setPalette(make_palette(c))
     app.setStyleSheet(style_sheet(c))
     app.setProperty("afwb_theme", name)

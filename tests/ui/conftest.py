@@ -128,10 +128,16 @@ def make_window(qtbot, ask: AskStub) -> Callable[..., Any]:
     in ``window.dialogs`` instead of shown."""
     import torch  # noqa: F401 - the window computes shapes synchronously when torch is loaded
 
+    import shiboken6
+    from PySide6.QtWidgets import QApplication
+
     from ui.main_window import MainWindow
+
+    made: list[Any] = []
 
     def make(preset=None, **kwargs: Any):
         window = MainWindow(preset, ask=ask, **kwargs)
+        made.append(window)
         window.asked = ask
         window.dialogs = []
         window.show_dialog = window.dialogs.append
@@ -139,7 +145,13 @@ def make_window(qtbot, ask: AskStub) -> Callable[..., Any]:
         qtbot.addWidget(window)
         return window
 
-    return make
+    yield make
+    # pytest-qt has closed the windows by now; free them so later tests (theme switches repolish
+    # every live widget) do not pay for them.
+    for window in made:
+        if shiboken6.isValid(window):
+            window.deleteLater()
+    QApplication.processEvents()
 
 
 @pytest.fixture
