@@ -18,6 +18,7 @@ exception text; the run's ``summary.json`` then says ``failed`` too.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import threading
@@ -32,7 +33,51 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
 
 __all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
-           "training_threads"]
+           "training_threads", "safe_emit", "EMIT_LEAKS_TRUE"]
+
+
+def _emit_leaks_true() -> bool:
+    """PySide6 6.12.0's ``SignalInstance.emit`` returns ``True`` without taking a reference, so every
+    ``emit()`` called from Python drops one reference to ``True``; after enough emits (a long
+    training run emits 20–40 a second) CPython aborts with "bool_dealloc: deallocating True".
+    Probe it once: 64 emits on a private object, compare the refcount."""
+    import sys
+
+    class _Probe(QObject):
+        ping = Signal()
+
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(64):
+        probe.ping.emit()
+    leaked = before - sys.getrefcount(True)
+    for _ in range(max(leaked, 0)):   # give back what the probe took
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+    return leaked >= 64
+
+
+def _shield_true() -> None:
+    """Emits in third-party code (pyqtgraph emits several per redraw) cannot be wrapped, so give
+    ``True`` 2**32 spare references once (CPython < 3.12, where ``True`` is not immortal): at a
+    thousand emits a second that lasts about fifty days. Harmless: ``True`` is never freed anyway."""
+    import sys
+
+    if sys.version_info < (3, 12) and sys.implementation.name == "cpython":
+        refcnt = ctypes.c_ssize_t.from_address(id(True))
+        refcnt.value += 1 << 32
+
+
+EMIT_LEAKS_TRUE = _emit_leaks_true()
+if EMIT_LEAKS_TRUE:
+    _shield_true()
+
+
+def safe_emit(signal: Any, *args: Any) -> None:
+    """``signal.emit(*args)``, giving back the reference to ``True`` that PySide6 6.12 drops (see
+    :data:`EMIT_LEAKS_TRUE`); a plain emit where PySide6 is not affected. Safe from any thread."""
+    result = signal.emit(*args)
+    if EMIT_LEAKS_TRUE and result is True:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
 
 #: Longest time, in milliseconds, an event waits in the worker before it is sent to the GUI.
 FLUSH_MS = 50
@@ -123,7 +168,7 @@ class _TrainerAdapter(QObject):
                 break
         self._last_flush = time.monotonic() if now is None else now
         if items:
-            self.batch.emit(items)
+            safe_emit(self.batch, items)
 
     @Slot()
     def run(self) -> None:
@@ -149,7 +194,7 @@ class _TrainerAdapter(QObject):
             self._flush()
             with self._lock:
                 self.trainer = None
-            self.done.emit(final)
+            safe_emit(self.done, final)
             # End this thread's event loop from inside, so a GUI thread blocked in wait() (closing
             # the window) is released without needing its own event loop to run.
             QThread.currentThread().quit()
@@ -225,7 +270,7 @@ class TrainingWorker(QObject):
             raise RuntimeError("a TrainingWorker runs once; create a new one for the next run")
         self._started = True
         self._thread.start()
-        self.started.emit()
+        safe_emit(self.started)
 
     def stop(self) -> None:
         """Ask the trainer to stop (it writes its checkpoint and ends with ``Stopped``)."""
@@ -264,13 +309,13 @@ class TrainingWorker(QObject):
 
     # ---- GUI-thread slots
     def _on_batch(self, items: list) -> None:
-        self.events.emit(items)
+        safe_emit(self.events, items)
 
     def _on_done(self, final: Any) -> None:
         self._thread.quit()
         self._thread.wait()
         self.final = final
-        self.finished.emit(final)
+        safe_emit(self.finished, final)
 
     @property
     def thread(self) -> QThread:
