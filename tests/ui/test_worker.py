@@ -221,4 +221,4 @@ def test_safe_emit_keeps_the_refcount_of_true() -> None:
     for i in range(500):
         safe_emit(source.ping, i)
     assert received == list(range(500))
-    assert sys.getrefcount(True) == before
+    assert abs(sys.getrefcount(True) - before) <= 2   # unfixed, it would be 500 lower
