@@ -37,10 +37,12 @@ __all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "defau
 
 
 def _emit_leaks_true() -> bool:
-    """PySide6 6.12.0's ``SignalInstance.emit`` returns ``True`` without taking a reference, so every
-    ``emit()`` called from Python drops one reference to ``True``; after enough emits (a long
-    training run emits 20–40 a second) CPython aborts with "bool_dealloc: deallocating True".
-    Probe it once: 64 emits on a private object, compare the refcount."""
+    """PySide6 6.12.0 on CPython 3.11 (this venv) returns ``True``/``None`` from C++ without taking a
+    reference, as if they were immortal (they are from CPython 3.12 on): every ``signal.emit()``
+    called from Python drops one reference to ``True`` and every call of a ``void`` Qt method (e.g.
+    ``QPainter.setPen``, ``QWidget.resize``; pyqtgraph makes hundreds per redraw) one to ``None``.
+    Unchecked, CPython aborts after a while with "none_dealloc: deallocating None" (or
+    "bool_dealloc"). Probe it once on a private object: 64 emits, compare the refcount."""
     import sys
 
     class _Probe(QObject):
@@ -56,20 +58,39 @@ def _emit_leaks_true() -> bool:
     return leaked >= 64
 
 
-def _shield_true() -> None:
-    """Emits in third-party code (pyqtgraph emits several per redraw) cannot be wrapped, so give
-    ``True`` 2**32 spare references once (CPython < 3.12, where ``True`` is not immortal): at a
-    thousand emits a second that lasts about fifty days. Harmless: ``True`` is never freed anyway."""
+def _void_call_leaks_none() -> bool:
     import sys
 
-    if sys.version_info < (3, 12) and sys.implementation.name == "cpython":
-        refcnt = ctypes.c_ssize_t.from_address(id(True))
-        refcnt.value += 1 << 32
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(64):
+        probe.setObjectName("probe")
+    leaked = before - sys.getrefcount(None)
+    for _ in range(max(leaked, 0)):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return leaked >= 64
 
 
+def shield_singletons() -> bool:
+    """Give ``None``, ``True`` and ``False`` 2**48 spare references once when this PySide6 drops
+    references to them (CPython < 3.12 only, where they are not immortal), so no number of Qt
+    calls can free them: harmless, as CPython never frees these singletons anyway. Returns True
+    when the shield was applied. Idempotent; called when this module is imported."""
+    import sys
+
+    global _SHIELDED
+    if _SHIELDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return _SHIELDED
+    if EMIT_LEAKS_TRUE or _void_call_leaks_none():
+        for obj in (None, True, False):
+            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 48
+        _SHIELDED = True
+    return _SHIELDED
+
+
+_SHIELDED = False
 EMIT_LEAKS_TRUE = _emit_leaks_true()
-if EMIT_LEAKS_TRUE:
-    _shield_true()
+shield_singletons()
 
 
 def safe_emit(signal: Any, *args: Any) -> None:
