@@ -32,12 +32,12 @@ def main() -> int:
 
     from ui.app import build_main_window, create_app
     from ui.theme import apply_theme
-    from workbench.presets import load_builtin
 
     app = create_app([])
     apply_theme(app, args.theme)
-    window = build_main_window(load_builtin(args.preset), ask=lambda *a: "Discard")
+    window = build_main_window(ask=lambda *a: "Discard")
     window.resize(1400, 900)
+    window.open_builtin(args.preset)
     window.show()
     window.ensure_shapes()
     if args.select >= 0 and window.document.current.model.layers:

@@ -6,7 +6,8 @@ after the first paint of the window and the shape inference that follows it (``=
 after the first paint) and print, in seconds since ``AFWB_LAUNCH_T0`` (a
 ``time.time()`` taken by the launcher; the process start time otherwise):
 ``first_paint_s=…`` (a usable window: the cards are there) and ``shapes_s=…`` (shapes and
-parameter counts filled in, torch loaded). ``bench/startup.py`` uses it.
+parameter counts filled in, torch loaded). ``bench/startup.py`` uses it; ``AFWB_EDITOR_ONLY=1``
+leaves the training side out (to measure what it costs).
 """
 from __future__ import annotations
 
@@ -84,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         except SpecError as exc:
             print(f"cannot open {args[0]}: {exc}", file=sys.stderr)
             return 2
-    window = build_main_window(preset)
+    if os.environ.get("AFWB_EDITOR_ONLY"):  # diagnostic (bench/startup.py --editor-only): no training side
+        from ui.main_window import MainWindow
+
+        window = MainWindow(preset)
+    else:
+        window = build_main_window(preset)
     if args and os.path.isfile(args[0]):
         from pathlib import Path
 

@@ -652,14 +652,22 @@ class MainWindow(QMainWindow):
 
     def _restore_state(self) -> None:
         state = self.settings.value("window/state")
-        if isinstance(state, (QByteArray, bytes)):
-            self.restoreState(QByteArray(state))
+        if isinstance(state, (QByteArray, bytes)) and self.restoreState(QByteArray(state)):
+            return
+        self._default_layout()
+
+    def _default_layout(self) -> None:
+        """First launch: the model editor keeps about 60 % of the height above bottom docks."""
+        bottom = [d for d in self.findChildren(QDockWidget)
+                  if self.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea and d.isVisible()]
+        if bottom:
+            self.resizeDocks(bottom[:1], [int(self.height() * 0.36)], Qt.Orientation.Vertical)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
         if not self._layout_restored:  # after install_training added its docks
             self._layout_restored = True
             self._restore_state()
-        super().showEvent(event)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
