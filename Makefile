@@ -8,8 +8,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.afwb-install-stamp
 # Pinned for this machine: these wheels lie on its disk, so pip installs them
-# without a download. pyproject.toml declares looser ranges for users.
-PINS   := torch==2.14.1 torchvision==0.29.1
+# without a download. PySide6 6.12.0 drops references to None/True on Python
+# 3.11 and aborts the interpreter ("bool_dealloc"); 6.11.3 does not.
+# pyproject.toml declares looser ranges for users.
+PINS   := torch==2.14.1 torchvision==0.29.1 PySide6-Essentials==6.11.3
 
 .PHONY: run test install bench clean-venv
 
