@@ -6,19 +6,22 @@ Each measurement is one training-style step on a fixed batch: ``m(x)``, ``.sum()
 ``x.requires_grad`` (a layer inside a network also back-propagates to its input), grads reset to
 None before each step. Reported: the median over ``--repeats`` timed steps after ``--warmup``
 untimed ones, in milliseconds; layer and reference are timed alternately and the ratio column is
-the median of the paired ratios (robust on a shared CPU). Prints Markdown tables (paste them into docs/benchmarks.md) and the
+the median of the paired ratios (robust on a shared CPU). On a CPU shared with other jobs, use
+``--threads 1``: oversubscribed OpenMP threads make multi-threaded timings vary tenfold. Prints Markdown tables (paste them into docs/benchmarks.md) and the
 two checks the palette promises: fused Z routes are cheaper than separate convolutions, and a
 Han-layer's cost grows linearly, not quadratically, with the width.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -164,6 +167,8 @@ def rows() -> list[Row]:
             lambda: ZConv2d(32, 32, 3, routes=4, padding=1), lambda: SeparateRoutesConv2d(32, 32, 4)),
         Row("ZConv2d(32→32, k3, routes=4)", "4 × Conv2d(32→32, k3), summed", img,
             lambda: ZConv2d(32, 32, 3, routes=4, padding=1), lambda: SeparateConvs(32, 32, 4)),
+        Row("Conv2d(32→128, k3) (ZConv2d's fused inner conv)", "4 × Conv2d(32→32, k3), summed", img,
+            lambda: nn.Conv2d(32, 128, 3, padding=1), lambda: SeparateConvs(32, 32, 4)),
         Row("ZConv2d(…, share_weights=False)", "Conv2d(32→32, k3)", img,
             lambda: ZConv2d(32, 32, 3, routes=4, padding=1, share_weights=False),
             lambda: nn.Conv2d(32, 32, 3, padding=1)),
@@ -197,7 +202,7 @@ def rows() -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--repeats", type=int, default=7, help="timed steps per layer (median reported)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed steps per layer (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave as is)")
     args = parser.parse_args(argv)
@@ -207,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine())
-    print(f"# Layer cost — torch {torch.__version__}, device {args.device} ({name}), "
-          f"{torch.get_num_threads()} CPU threads, median of {args.repeats} after {args.warmup} warm-up, "
-          "forward+backward per step\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# Layer cost — torch {torch.__version__}, device {args.device} ({name}), {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads, load average {load:.1f} at start; median of {args.repeats} "
+          f"after {args.warmup} warm-up, forward+backward per step\n")
 
     results: dict[tuple[str, str], tuple[float, float, float]] = {}
     print("| layer | vanilla reference | input shape | layer ms | vanilla ms | layer ÷ vanilla |")
@@ -222,26 +228,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row.layer} | {row.vanilla} | {shape} | {t_layer:.2f} | {t_vanilla:.2f} | {ratio:.2f} |",
               flush=True)
 
-    # Han-layer scaling, with a larger batch so the per-call overhead does not hide the O(d) work.
-    batch = 512
-    print(f"\n| width d (batch {batch}) | HanLayer ms | µs per sample·1k features | time ÷ time at d=256 |")
-    print("|---:|---:|---:|---:|")
+    # Han-layer scaling at a fixed number of batch·d elements (2^19), so every row moves the same amount of
+    # memory: an O(d)-per-sample layer then costs the same per step at every width (per-sample time ∝ d),
+    # while a d×d matmul costs d/256 times more per step (per-sample time ∝ d²).
+    elements = 1 << 19
+    print(f"\n| width d | batch (batch·d = {elements}) | HanLayer ms | Linear(d→d) ms | HanLayer µs per sample |"
+          " per-sample time ÷ d=256 |")
+    print("|---:|---:|---:|---:|---:|---:|")
     han: dict[int, float] = {}
     for d in (256, 1024, 4096, 16384):
-        han[d] = time_ms(HanLayer(d), (batch, d), device, args.warmup, args.repeats)
-        print(f"| {d} | {han[d]:.2f} | {han[d] * 1e3 / (batch * d / 1e3):.3f} | {han[d] / han[256]:.1f} |",
-              flush=True)
+        batch = elements // d
+        if d <= 4096:
+            han[d], lin, _ = compare_ms(partial(HanLayer, d), partial(nn.Linear, d, d), (batch, d), device,
+                                        args.warmup, args.repeats)
+            lin_text = f"{lin:.2f}"
+        else:  # a 16384² weight is 1 GiB: no Linear reference
+            han[d], lin_text = time_ms(HanLayer(d), (batch, d), device, args.warmup, args.repeats), "—"
+        per_sample = han[d] * 1e3 / batch
+        growth = per_sample / (han[256] * 1e3 / (elements // 256))
+        print(f"| {d} | {batch} | {han[d]:.2f} | {lin_text} | {per_sample:.2f} | {growth:.1f} |", flush=True)
 
     fused, unfused, r_unfused = results[("ZConv2d(32→32, k3, routes=4)",
                                          "4 × Conv2d(32→32, k3) + soft mean (unfused Z)")]
     _, separate, r_separate = results[("ZConv2d(32→32, k3, routes=4)", "4 × Conv2d(32→32, k3), summed")]
-    growth = han[4096] / han[256]
-    print("\nChecks:")
+    per_sample = {d: han[d] / (elements // d) for d in han}
+    end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nLoad average at the end: {end_load:.1f}.\n\nChecks:")
     print(f"- ZConv2d, 4 routes in one fused conv: {fused:.2f} ms = {r_unfused:.2f}× the unfused Z layer "
           f"(4 separate convs + soft mean, {unfused:.2f} ms) and {r_separate:.2f}× 4 separate convs alone "
           f"({separate:.2f} ms).")
-    print(f"- HanLayer, batch {batch}: d 256 → 4096 (16× the width) costs {growth:.1f}× the time, "
-          f"d 256 → 16384 (64×) {han[16384] / han[256]:.1f}× (linear: 16× and 64×; quadratic: 256× and 4096×).")
+    print(f"- HanLayer per-sample time, d 256 → 4096 (16× the width): ×{per_sample[4096] / per_sample[256]:.1f}; "
+          f"d 256 → 16384 (64×): ×{per_sample[16384] / per_sample[256]:.1f} "
+          "(O(d): ×16 and ×64; O(d²): ×256 and ×4096).")
     return 0
 
 
