@@ -1,18 +1,22 @@
 """Trainer overhead: samples/s of ``workbench.trainer.Trainer`` (default probes on, no run folder)
 ÷ a bare PyTorch loop on the same model, data, batches, optimiser and device, in one process.
 
-Method (after Lightning's parity tests): both loops train the same freshly seeded model on the
-same device-resident data with the same device-side permutation and optimiser; they alternate
-(trainer, bare, trainer, bare, ...); the first pair is a warm-up and is dropped; the ratio is the
-median over the remaining pairs of (trainer samples/s) / (bare samples/s). Timed is the training
-loop only — the trainer's validation pass at each epoch end is outside its reported training
-seconds, and the bare loop has none. The bare loop keeps no statistics at all (no loss, no
-accuracy, no probes): it is the fastest possible loop, so the ratio is the full price of monitoring.
+Method (after Lightning's parity tests, made robust to a shared machine): the trainer and a bare
+loop train the same freshly seeded model on the same device-resident data with the same
+device-side permutation and optimiser, in one process. Their epochs alternate — each bare epoch
+runs inside the trainer's ``EpochEnd`` callback — so both see the same machine load. A trainer
+epoch is timed from its start to the ``Metrics`` event of its last step (its validation pass is
+outside); the first ``--warmup`` pairs are dropped. The headline ratio is (bare time) / (trainer
+time) summed over the remaining pairs (= trainer samples/s ÷ bare samples/s, same samples); the
+median of the per-pair ratios is printed beside it. Time is this thread's CPU time
+(``time.thread_time``; exact with one intra-op thread, the default here, and insensitive to other
+processes); the wall-clock ratio is printed beside it. The bare loop keeps no statistics at all
+(no loss read-back, no accuracy, no probes): the ratio is the full price of monitoring.
 
 Usage::
 
     python bench/overhead.py                                  # z-mnist (10,000 images) and mlp-relu-digits
-    python bench/overhead.py --presets z-mnist --limit-train 10000 --repeats 5
+    python bench/overhead.py --presets z-mnist --limit-train 10000 --epochs 8
     python bench/overhead.py --full-epoch                     # also: z-mnist seconds per full 60,000-image epoch
 
 Prints a Markdown table (samples/s = training samples per wall-clock second).
@@ -35,29 +39,37 @@ from workbench.data import load_dataset  # noqa: E402
 from workbench.devices import device_name, resolve_device  # noqa: E402
 from workbench.presets import resolve_preset  # noqa: E402
 from workbench.spec import build_model  # noqa: E402
+from workbench.events import EpochEnd, Metrics, RunStarted  # noqa: E402
 from workbench.trainer import Trainer, make_optimizer, seed_everything  # noqa: E402
 
 DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
-def bare_loop(preset, data, device, epochs: int) -> float:
-    """Plain PyTorch: same model init, optimiser and batches; returns training samples/s."""
-    seed = int(preset.train.seed)
-    seed_everything(seed)
-    model = build_model(preset).to(device)
-    opt = make_optimizer(model, preset.train)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    loss_fn = torch.nn.functional.cross_entropy
-    regs = [m for m in model.modules() if m is not model and callable(getattr(m, "regularization", None))]
-    bs = int(preset.task.batch_size)
-    slices = data.batch_slices(bs)
-    n = 0
-    model.train()
-    t0 = time.perf_counter()
-    for _ in range(epochs):
+class BareLoop:
+    """Plain PyTorch on the same data: same model init, optimiser and device-side batches; no
+    statistics of any kind (no loss read-back, no accuracy, no probes)."""
+
+    def __init__(self, preset, data, device) -> None:
+        seed = int(preset.train.seed)
+        seed_everything(seed)
+        self.model = build_model(preset).to(device)
+        self.opt = make_optimizer(self.model, preset.train)
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(seed)
+        self.regs = [m for m in self.model.modules()
+                     if m is not self.model and callable(getattr(m, "regularization", None))]
+        self.data, self.device = data, device
+        self.slices = data.batch_slices(int(preset.task.batch_size))
+
+    def epoch(self) -> tuple[float, float, int]:
+        """One epoch; returns (CPU seconds of this thread, wall seconds, samples)."""
+        model, opt, data, gen, regs = self.model, self.opt, self.data, self.gen, self.regs
+        loss_fn = torch.nn.functional.cross_entropy
+        model.train()
+        n = 0
+        c0, w0 = time.thread_time(), time.perf_counter()
         perm = data.permutation(gen)
-        for s0, s1 in slices:
+        for s0, s1 in self.slices:
             x, y = data.train_batch(perm, s0, s1, gen)
             loss = loss_fn(model(x), y)
             for m in regs:
@@ -66,43 +78,66 @@ def bare_loop(preset, data, device, epochs: int) -> float:
             loss.backward()
             opt.step()
             n += s1 - s0
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return n / (time.perf_counter() - t0)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.thread_time() - c0, time.perf_counter() - w0, n
 
 
-def trainer_loop(preset, data_root, epochs: int) -> tuple[float, object]:
-    preset.train.epochs = epochs
-    summary = Trainer(preset, run_dir=None, data_root=data_root).run(lambda e: None)
-    if summary.status != "finished":
-        raise SystemExit(f"trainer run failed: {summary.message}")
-    return summary.samples_per_s, summary
-
-
-def measure(key: str, args: argparse.Namespace) -> dict:
+def measure(key: str, args: argparse.Namespace, every: int | None = None) -> dict:
+    """Trainer epochs and bare-loop epochs alternate: the bare epoch runs inside the trainer's
+    ``EpochEnd`` callback, so both see the same machine state within a fraction of a second."""
     preset = resolve_preset(key)
     preset.train.device = args.device
     if preset.task.dataset in ("mnist", "fashion-mnist") and args.limit_train:
         preset.task.limit_train = args.limit_train
+    preset.train.epochs = args.warmup + args.epochs
+    if every is not None:
+        preset.monitor.every_steps = every
     device = resolve_device(args.device)
     data = load_dataset(preset.task, device, args.data_root, False, int(preset.train.seed))
-    trainer_sps, bare_sps, ratios = [], [], []
-    for r in range(args.repeats + 1):
-        t = trainer_loop(resolve_copy(preset), args.data_root, args.epochs)[0]
-        b = bare_loop(preset, data, device, args.epochs)
-        if r == 0:
-            print(f"  {key}: warm-up pair dropped (trainer {t:,.0f}, bare {b:,.0f} samples/s)", file=sys.stderr)
-            continue
-        trainer_sps.append(t)
-        bare_sps.append(b)
-        ratios.append(t / b)
-        print(f"  {key}: repeat {r}: trainer {t:,.0f}, bare {b:,.0f} samples/s, ratio {t / b:.3f}", file=sys.stderr)
+    bare = BareLoop(preset, data, device)
+    pairs: list[tuple[float, float, float, float, int]] = []  # trainer cpu, wall; bare cpu, wall; samples
+    mark = {"c": 0.0, "w": 0.0, "t": None}
+
+    def on_event(e) -> None:
+        c, w = time.thread_time(), time.perf_counter()
+        if isinstance(e, RunStarted):
+            mark["c"], mark["w"] = c, w
+        elif isinstance(e, Metrics) and abs(e.epoch_fraction - (e.epoch + 1)) < 1e-9:
+            mark["t"] = (c - mark["c"], w - mark["w"])  # the trainer's epoch, up to its last step
+        elif isinstance(e, EpochEnd):
+            bc, bw, n = bare.epoch()
+            tc, tw = mark["t"]
+            pairs.append((tc, tw, bc, bw, n))
+            print(f"  {key}: epoch {e.epoch}{' (warm-up, dropped)' if e.epoch < args.warmup else ''}: "
+                  f"CPU-time ratio {bc / tc:.3f}, wall ratio {bw / tw:.3f} "
+                  f"(trainer {n / tc:,.0f}, bare {n / bc:,.0f} samples/CPU-s)", file=sys.stderr)
+            mark["c"], mark["w"] = time.thread_time(), time.perf_counter()
+
+    summary = Trainer(preset, run_dir=None, data_root=args.data_root).run(on_event)
+    if summary.status != "finished":
+        raise SystemExit(f"trainer run failed: {summary.message}")
+    kept = pairs[args.warmup:]
+    med = statistics.median
+    ratios = [p[2] / p[0] for p in kept]
     return {
         "key": key, "train_size": data.train_size, "batch": int(preset.task.batch_size),
-        "every": int(preset.monitor.every_steps), "trainer": statistics.median(trainer_sps),
-        "bare": statistics.median(bare_sps), "ratio": statistics.median(ratios),
-        "ratio_min": min(ratios), "ratio_max": max(ratios), "device": device,
+        "every": int(preset.monitor.every_steps), "device": device, "epochs": len(kept),
+        "trainer": med(p[4] / p[0] for p in kept), "bare": med(p[4] / p[2] for p in kept),
+        "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "wall_trainer": med(p[4] / p[1] for p in kept), "wall_bare": med(p[4] / p[3] for p in kept),
+        "wall_ratio": med(p[3] / p[1] for p in kept),
+        "total_ratio": sum(p[2] for p in kept) / sum(p[0] for p in kept),
+        "total_wall_ratio": sum(p[3] for p in kept) / sum(p[1] for p in kept),
     }
+
+
+def trainer_seconds(preset, data_root, epochs: int):
+    preset.train.epochs = epochs
+    summary = Trainer(preset, run_dir=None, data_root=data_root).run(lambda e: None)
+    if summary.status != "finished":
+        raise SystemExit(f"trainer run failed: {summary.message}")
+    return summary
 
 
 def resolve_copy(preset):
@@ -115,32 +150,45 @@ def full_epoch(args: argparse.Namespace) -> tuple[float, float, float]:
     preset = resolve_preset("z-mnist")
     preset.train.device = args.device
     preset.task.limit_train = None
-    sps, summary = trainer_loop(preset, args.data_root, 1)
-    return summary.seconds, sps, summary.final_val_accuracy or 0.0
+    summary = trainer_seconds(preset, args.data_root, 1)
+    return summary.seconds, summary.samples_per_s, summary.final_val_accuracy or 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["z-mnist", "mlp-relu-digits"])
     parser.add_argument("--limit-train", type=int, default=10_000, help="MNIST training images (0 = all)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="timed pairs after the warm-up pair")
+    parser.add_argument("--epochs", type=int, default=12, help="timed epoch pairs per preset")
+    parser.add_argument("--warmup", type=int, default=2, help="leading epoch pairs dropped")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_MNIST if DEFAULT_MNIST.exists() else None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads for both loops (0 = torch's default); the CPU-time "
+                             "figures count only the calling thread, so keep 1 for them")
+    parser.add_argument("--also-every", type=int, nargs="*", default=[],
+                        help="extra rows with monitor.every_steps overridden to these values")
     parser.add_argument("--full-epoch", action="store_true", help="also time one full 60,000-image z-mnist epoch")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"device: {device} — {device_name(device)}; torch {torch.__version__}", file=sys.stderr)
     rows = [measure(key, args) for key in args.presets]
+    for every in args.also_every:
+        rows += [measure(key, args, every) for key in args.presets]
     print()
-    print(f"Device: {device_name(device)}, torch {torch.__version__}, {args.epochs} epoch(s) per run, "
-          f"median of {args.repeats} alternating pairs after one warm-up pair.")
+    print(f"Device: {device_name(device)}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}. "
+          f"Trainer epochs alternate with bare-loop epochs in one process; {args.warmup} warm-up pair(s) "
+          f"dropped; medians over the remaining epoch pairs.")
     print()
-    print("| preset | train samples | batch | probes every | Trainer samples/s | bare loop samples/s | ratio (median) | ratio range |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| preset | train samples | batch | probes every | epoch pairs | Trainer samples/CPU-s | "
+          "bare samples/CPU-s | ratio, CPU time (all pairs) | ratio, CPU time (median pair) | "
+          "ratio, wall clock (all pairs) | ratio, wall clock (median pair) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['key']} | {r['train_size']:,} | {r['batch']} | {r['every']} steps | {r['trainer']:,.0f} | "
-              f"{r['bare']:,.0f} | {r['ratio']:.3f} | {r['ratio_min']:.3f}–{r['ratio_max']:.3f} |")
+        print(f"| {r['key']} | {r['train_size']:,} | {r['batch']} | {r['every']} steps | {r['epochs']} | "
+              f"{r['trainer']:,.0f} | {r['bare']:,.0f} | **{r['total_ratio']:.3f}** | {r['ratio']:.3f} | "
+              f"{r['total_wall_ratio']:.3f} | {r['wall_ratio']:.3f} |")
     if args.full_epoch:
         seconds, sps, acc = full_epoch(args)
         print()

@@ -13,10 +13,11 @@ Figures (all per top-level child of the model, in model order, keyed by its name
 * ``hardness``    for every module with a ``hardness`` parameter (Z layers), its mean.
 
 How it stays cheap: :meth:`Probes.capture` runs ONE ``torch._foreach_norm`` over every gradient
-and every parameter, squares, and sums per layer with a precomputed index (``index_add_``); the
-depth and hardness values are appended, and the whole vector stays on the device.
-:meth:`Probes.read` turns it (plus any extra device scalars the caller wants, e.g. the loss
-accumulators) into Python floats with ONE ``.tolist()`` — the only host sync of an emit.
+and every parameter and stacks those norms with the depth and hardness values into one device
+vector (two device ops in all). :meth:`Probes.read` copies it (plus any extra device scalars the
+caller wants, e.g. the window's losses) to the host with ONE ``.tolist()`` — the only host sync of
+an emit — and the per-layer combination √Σ‖·‖² over each layer's parameters is done there with
+the precomputed parameter → layer index (a few float additions; no device op per layer).
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class Probes:
         self.params = params
         self.owner = owner
         self.n_layers = len(self.layer_names)
-        self._index_cache: dict[tuple[bool, ...], torch.Tensor] = {}
+        self.last_mask: tuple[bool, ...] | None = None
         self._detached = [p.detach() for p in params]  # views sharing storage: always current values
         self.depth_modules: list[tuple[str, nn.Module]] = []
         self.hardness_modules: list[tuple[str, nn.Module]] = []
@@ -106,39 +107,29 @@ class Probes:
         return tuple(p for p, _ in self.hardness_modules)
 
     # -----------------------------------------------------------------------------------------
-    def _index(self, mask: tuple[bool, ...]) -> torch.Tensor:
-        """Slot of each norm in the [grad × L, weight × L] vector: the owners of the present
-        gradients, then the owners of all parameters shifted by L. Cached per gradient pattern."""
-        idx = self._index_cache.get(mask)
-        if idx is None:
-            L = self.n_layers
-            owners = [o for o, m in zip(self.owner, mask) if m] + [o + L for o in self.owner]
-            idx = torch.tensor(owners, dtype=torch.long, device=self.device)
-            self._index_cache[mask] = idx
-        return idx
-
-    @torch.no_grad()
-    def capture(self) -> torch.Tensor:
-        """One device vector: [grad_norm × L, weight_norm × L, w × D, mean hardness × H] (float32).
-
-        Device work: one ``_foreach_norm`` over every present gradient and every parameter, one
-        ``index_add_`` of the squared norms into per-layer slots, one ``sqrt``, one ``cat``."""
-        L = self.n_layers
-        grads = [p.grad for p in self.params]
-        mask = tuple(g is not None for g in grads)
-        tensors = [g for g in grads if g is not None] + self._detached
-        if tensors:
-            norms = torch.stack(torch._foreach_norm(tensors)).float()
-            sq = torch.zeros(2 * L, device=self.device, dtype=torch.float32).index_add_(
-                0, self._index(mask), norms * norms)
-            parts = [sq.sqrt_()]
-        else:
-            parts = [torch.zeros(2 * L, device=self.device)]
+    def capture_parts(self) -> list[torch.Tensor]:
+        """The probe figures as 0-d device tensors, in :meth:`decode` order: ‖g‖ of each present
+        gradient, ‖θ‖ of every parameter (both from ONE ``_foreach_norm``), then w of each depth
+        module and the mean hardness of each Z module. Callers may append their own 0-d tensors
+        and stack everything for one ``.tolist()`` (what the trainer does)."""
+        params = self.params
+        grads = [p.grad for p in params]
+        present = [g for g in grads if g is not None]
+        self.last_mask = None if len(present) == len(params) else tuple(g is not None for g in grads)
+        tensors = present + self._detached  # detached views / grads: no autograd recording
+        parts: list[torch.Tensor] = list(torch._foreach_norm(tensors)) if tensors else []
         if self.depth_modules:
-            parts.append(torch.stack([m.w.detach().reshape(()).float() for _, m in self.depth_modules]))
+            parts.extend(m.w.detach().reshape(()) for _, m in self.depth_modules)
         if self.hardness_modules:
-            parts.append(torch.stack([m.hardness.detach().float().mean() for _, m in self.hardness_modules]))
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            parts.extend(m.hardness.detach().mean() for _, m in self.hardness_modules)
+        return parts
+
+    def capture(self) -> torch.Tensor:
+        """:meth:`capture_parts` stacked into one float32 device vector (one more device op)."""
+        parts = self.capture_parts()
+        if not parts:
+            return torch.zeros(0, device=self.device)
+        return torch.stack(parts).float()
 
     def read(self, captured: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[ProbeValues, list[float]]:
         """Copy ``captured`` (and ``extra``, any 1-D device vector) to the host with ONE ``.tolist()``."""
@@ -147,17 +138,32 @@ class Probes:
         else:
             flat = captured.tolist()
         n_probe = captured.numel()
-        return self.decode(flat[:n_probe]), flat[n_probe:]
+        return self.decode(flat[:n_probe], self.last_mask), flat[n_probe:]
 
-    def decode(self, flat: Sequence[float]) -> ProbeValues:
-        """Split a host copy of :meth:`capture`'s vector into named mappings."""
+    @property
+    def n_values(self) -> int:
+        """Length of the last capture (present gradients + parameters + depth + hardness)."""
+        n_grads = len(self.params) if self.last_mask is None else sum(self.last_mask)
+        return n_grads + len(self.params) + len(self.depth_modules) + len(self.hardness_modules)
+
+    def decode(self, flat: Sequence[float], mask: tuple[bool, ...] | None = None) -> ProbeValues:
+        """Turn a host copy of :meth:`capture`'s vector into named per-layer mappings. ``mask``
+        says which parameters had a gradient (None: all of them)."""
         L = self.n_layers
         names = self.layer_names
-        out = ProbeValues(
-            grad_norm={names[i]: float(flat[i]) for i in range(L)},
-            weight_norm={names[i]: float(flat[L + i]) for i in range(L)},
-        )
-        pos = 2 * L
+        owner = self.owner
+        g_sq = [0.0] * L
+        w_sq = [0.0] * L
+        grad_owners = owner if mask is None else [o for o, m in zip(owner, mask) if m]
+        ng = len(grad_owners)
+        for o, v in zip(grad_owners, flat[:ng]):
+            g_sq[o] += v * v
+        np_ = len(owner)
+        for o, v in zip(owner, flat[ng:ng + np_]):
+            w_sq[o] += v * v
+        out = ProbeValues(grad_norm={names[i]: math.sqrt(g_sq[i]) for i in range(L)},
+                          weight_norm={names[i]: math.sqrt(w_sq[i]) for i in range(L)})
+        pos = ng + np_
         for path, mod in self.depth_modules:
             w = float(flat[pos])
             pos += 1

@@ -418,6 +418,9 @@ class Trainer:
         write = writer.enabled
         probes = self.probes
         layer_names = probes.layer_names
+        plain = self._autocast is None and self.loss_kind == "cross_entropy"
+        cross_entropy = F.cross_entropy
+        generator = self.generator
         step = self.start_step
 
         for epoch in range(self.start_epoch, self.epochs):
@@ -441,9 +444,13 @@ class Trainer:
             for bi, (s0, s1) in enumerate(slices):
                 if stop.is_set() or not running.is_set():
                     self._wait_if_paused()
-                x, y = data.train_batch(perm, s0, s1, self.generator)
-                out = self._forward(x)
-                loss = self._compute_loss(out, y)
+                x, y = data.train_batch(perm, s0, s1, generator)
+                if plain:  # fp32 cross-entropy: the common case, without the helper calls
+                    out = model(x)
+                    loss = cross_entropy(out, y)
+                else:
+                    out = self._forward(x)
+                    loss = self._compute_loss(out, y)
                 total = loss
                 if reg_modules:
                     for m in reg_modules:
@@ -460,14 +467,17 @@ class Trainer:
                 step += 1
                 emit = (step % every == 0) or bi == last_index
                 if emit:
-                    captured = probes.capture()
+                    parts = probes.capture_parts()
+                    n_probe = len(parts)
                     k = len(win_loss)
-                    parts = [torch.stack(win_loss).float()]
+                    parts += win_loss
                     if classification:
                         outs = win_out[0] if k == 1 else torch.cat(win_out)
                         ys = win_y[0] if k == 1 else torch.cat(win_y)
-                        parts.append((outs.argmax(-1) == ys).sum().reshape(1).float())
-                    values, host = probes.read(captured, torch.cat(parts) if len(parts) > 1 else parts[0])
+                        parts.append((outs.argmax(-1) == ys).sum(dtype=torch.float32))
+                    host = torch.stack(parts).tolist()  # the one host sync of this emit
+                    values = probes.decode(host[:n_probe], probes.last_mask)
+                    host = host[n_probe:]
                     losses = host[:k]
                     n_correct = host[k] if classification else 0.0
                     n = sum(win_n)
