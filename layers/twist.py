@@ -1,7 +1,7 @@
 """ResNet with a "twist": convolutions whose coefficients vary affinely with position.
 
-Yao Liu (liuyao12), "ResNet with a twist" — github.com/liuyao12/pytorch-cifar (notebooks 2020, a fork
-of kuangliu/pytorch-cifar); no paper. The PDE reading: a 3×3 convolution is a constant-coefficient
+"ResNet with a twist" by GitHub user liuyao12 — github.com/liuyao12/pytorch-cifar (notebooks 2020, a
+fork of kuangliu/pytorch-cifar); no paper. The PDE reading: a 3×3 convolution is a constant-coefficient
 differential operator; the twist adds the position-dependent first-order terms
 
     y = K ∗ x + X ⊙ (Kₓ ∗ x) + Y ⊙ (K_y ∗ x)

@@ -1,8 +1,7 @@
 """Z layers: routes of a vanilla layer merged by a learned-hardness soft mean.
 
-Source: ZdsAlpha/Z (github.com/ZdsAlpha/Z, HEAD a42312c, 2021), "Z layers: a new kind of
-activation-free layer" by Zain (ZdsAlpha). There is no paper; the README and ``z.py`` are the
-reference. The primitive is
+Source: github.com/ZdsAlpha/Z (GitHub user ZdsAlpha, 2020–2021, read at HEAD a42312c). There is no
+paper; the README and ``z.py`` are the reference. The primitive is
 
     softmean_z(a) = Σ_r a_r · softmax_r(z · a) = Σ_r a_r e^{z a_r} / Σ_s e^{z a_s}
 
