@@ -170,16 +170,19 @@ class Dashboard(QWidget):
         self._mark_dirty()
 
     def end_run(self, run_id: str) -> None:
-        """The run ended: draw its last points now; the timer then stops if nothing is active."""
+        """The run ended: its last points are drawn by the next ticks (a couple of plots per tick,
+        so the end of a run never blocks the GUI), then the timer stops by itself."""
         self._active.discard(run_id)
         run = self._runs.get(run_id)
         if run is not None and run_id == self._current:
             final = run.buffers.final
             status = type(final).__name__.lower() if final is not None else "ended"
             self.run_note.setText(f"{run.label}: {status}")
-        self.redraw()
-        if not self._active:
-            self.timer.stop()
+        self._mark_dirty()
+
+    def is_idle(self) -> bool:
+        """No run active and every plot shows the latest data (the redraw timer is stopped)."""
+        return not self._active and not self.timer.isActive()
 
     def add_run(self, run_id: str, label: str, buffers: RunBuffers, *, visible: bool = True) -> None:
         """Add a finished run (e.g. loaded from its ``metrics.jsonl``)."""

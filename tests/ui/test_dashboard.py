@@ -51,6 +51,8 @@ def feed(d, run_id="r1", label="run 1", **kw):
     d.start_run(run_id, label)
     d.add_events(run_id, list(events(**kw)))
     d.end_run(run_id)
+    d.redraw()
+    d.timer.stop()
 
 
 def test_every_plot_gets_data_with_labelled_axes(dash) -> None:
@@ -216,7 +218,8 @@ def test_timer_runs_only_while_needed(dash, qtbot) -> None:
     with qtbot.waitSignal(dash.redrawn, timeout=2000):
         pass
     dash.end_run("r1")
-    assert not dash.timer.isActive()
+    qtbot.waitUntil(dash.is_idle, timeout=3000)      # the last points drawn, then the timer stops
+    assert "r1:loss" in dash.loss_plot.curve_keys()
     # new data for an idle dashboard: the timer draws it, then stops by itself
     old = RunBuffers()
     old.ingest_all(events(n_steps=100))

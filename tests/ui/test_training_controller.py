@@ -54,7 +54,13 @@ def train_window(make_window, qtbot):
 def run_to_end(qtbot, controller, timeout=RUN_TIMEOUT_MS):
     with qtbot.waitSignal(controller.run_finished, timeout=timeout) as blocker:
         assert controller.start_run()
+    wait_drawn(qtbot, controller)
     return blocker.args[0]
+
+
+def wait_drawn(qtbot, controller) -> None:
+    """The dashboard draws a run's last points over the next timer ticks, then stops its timer."""
+    qtbot.waitUntil(controller.dashboard.is_idle, timeout=5000)
 
 
 def test_run_finishes_and_every_plot_holds_data(train_window, qtbot) -> None:
@@ -70,6 +76,7 @@ def test_run_finishes_and_every_plot_holds_data(train_window, qtbot) -> None:
     assert not run_button.isEnabled() and stop_button.isEnabled()
     with qtbot.waitSignal(c.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         pass
+    wait_drawn(qtbot, c)
     final = blocker.args[0]
     assert isinstance(final, Finished), getattr(final, "message", final)
     assert not window.document.is_read_only()
