@@ -85,6 +85,9 @@ class Probes:
         self.params = params
         self.owner = owner
         self.n_layers = len(self.layer_names)
+        # parameters are listed layer by layer, so each layer owns one contiguous slice
+        self._spans = [(name, owner.index(i) if i in owner else 0, (len(owner) - owner[::-1].index(i)) if i in owner else 0)
+                       for i, name in enumerate(self.layer_names)]
         self.last_mask: tuple[bool, ...] | None = None
         self._detached = [p.detach() for p in params]  # views sharing storage: always current values
         self.depth_modules: list[tuple[str, nn.Module]] = []
@@ -152,6 +155,13 @@ class Probes:
         L = self.n_layers
         names = self.layer_names
         owner = self.owner
+        if mask is None:  # every parameter has a gradient: contiguous per-layer slices, C-level hypot
+            np_ = len(owner)
+            spans = self._spans
+            out = ProbeValues(grad_norm={n: math.hypot(*flat[a:b]) for n, a, b in spans},
+                              weight_norm={n: math.hypot(*flat[np_ + a:np_ + b]) for n, a, b in spans})
+            self._decode_extras(out, flat, 2 * np_)
+            return out
         g_sq = [0.0] * L
         w_sq = [0.0] * L
         grad_owners = owner if mask is None else [o for o, m in zip(owner, mask) if m]
@@ -163,7 +173,10 @@ class Probes:
             w_sq[o] += v * v
         out = ProbeValues(grad_norm={names[i]: math.sqrt(g_sq[i]) for i in range(L)},
                           weight_norm={names[i]: math.sqrt(w_sq[i]) for i in range(L)})
-        pos = ng + np_
+        self._decode_extras(out, flat, ng + np_)
+        return out
+
+    def _decode_extras(self, out: ProbeValues, flat: Sequence[float], pos: int) -> None:
         for path, mod in self.depth_modules:
             w = float(flat[pos])
             pos += 1
@@ -172,7 +185,6 @@ class Probes:
         for path, _ in self.hardness_modules:
             out.hardness[path] = float(flat[pos])
             pos += 1
-        return out
 
     def values(self) -> ProbeValues:
         """Capture and read in one go (one host sync)."""
