@@ -37,6 +37,13 @@ PANELS_PER_TICK = 2
 LOSS_LABELS = {"classification": "loss (cross-entropy)", "regression": "loss (MSE)"}
 
 
+def short_label(label: str, limit: int = 22) -> str:
+    """A run's label for a legend: the part before " · " (``run 2 · Z-Net …`` → ``run 2``), cut
+    to ``limit`` characters."""
+    head = label.split(" · ", 1)[0]
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
 @dataclass
 class _Run:
     run_id: str
@@ -288,7 +295,7 @@ class Dashboard(QWidget):
         regression = task == "regression"
         samples: list[tuple[str, Qt.PenStyle]] = []
         if len(runs) > 1:
-            samples = [(f"{run.label}" + (" (current)" if rank == 0 else ""), run_style(rank))
+            samples = [(short_label(run.label) + (" (current)" if rank == 0 else ""), run_style(rank))
                        for rank, run in enumerate(runs)]
         x_max = self._x_extent(runs)
         self._draw_count += 1
@@ -383,14 +390,14 @@ class Dashboard(QWidget):
             s = b.get("loss")
             smooth = run.smooth.update(s, self._smoothing)
             if self._smoothing > 0:
-                out.append(Curve(f"{run.run_id}:loss_raw", s.x, s.y, TRAIN_COLOR, "train (raw)" if named else None,
+                out.append(Curve(f"{run.run_id}:loss_raw", s.x, s.y, TRAIN_COLOR, "train" if named else None,
                                  width=1.0, style=style, alpha=70))
             out.append(Curve(f"{run.run_id}:loss", s.x, smooth, TRAIN_COLOR,
-                             ("train (smoothed)" if self._smoothing > 0 else "train") if named else None,
+                             ("train EMA" if self._smoothing > 0 else "train") if named else None,
                              width=2.2, style=style))
         if b.has("val_loss"):
             v = b.get("val_loss")
-            out.append(Curve(f"{run.run_id}:val_loss", v.x, v.y, VAL_COLOR, "validation" if named else None,
+            out.append(Curve(f"{run.run_id}:val_loss", v.x, v.y, VAL_COLOR, "val" if named else None,
                              width=1.2, style=style, symbol="o"))
         elif b.has("train_loss_epoch") and not b.has("loss"):
             t = b.get("train_loss_epoch")
@@ -401,10 +408,10 @@ class Dashboard(QWidget):
                          regression: bool) -> None:
         b = run.buffers
         if regression:
-            pairs = (("rmse", "train", TRAIN_COLOR, None), ("val_rmse", "validation", VAL_COLOR, "o"))
+            pairs = (("rmse", "train", TRAIN_COLOR, None), ("val_rmse", "val", VAL_COLOR, "o"))
             scale = 1.0
         else:
-            pairs = (("accuracy", "train", TRAIN_COLOR, None), ("val_accuracy", "validation", VAL_COLOR, "o"))
+            pairs = (("accuracy", "train", TRAIN_COLOR, None), ("val_accuracy", "val", VAL_COLOR, "o"))
             scale = 100.0
         for series, name, color, symbol in pairs:
             if b.has(series):

@@ -106,12 +106,37 @@ def _step_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _style_axes(item: pg.PlotItem) -> None:
     font = QFont()
-    font.setPointSize(9)
+    font.setPointSize(8)
     for name in ("left", "bottom"):
         axis = item.getAxis(name)
+        axis.enableAutoSIPrefix(False)   # the labels carry their own units; no "(x0.001)"
         axis.setPen(pg.mkPen(_FG))
         axis.setTextPen(pg.mkPen(_FG))
         axis.setTickFont(font)
+
+
+class LogAxis(pg.AxisItem):
+    """A log-scale axis that labels decades, plus 2× and 5× only when fewer than three decades
+    are in view (pyqtgraph's own labels every minor tick and they overlap in a short plot)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802,N803 - pyqtgraph API
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = math.floor(minVal), math.ceil(maxVal)
+        decades = [float(d) for d in range(lo, hi + 1) if minVal <= d <= maxVal]
+        minor: list[float] = []
+        if len(decades) < 3:
+            for d in range(lo - 1, hi + 1):
+                for m in (2.0, 5.0):
+                    v = d + math.log10(m)
+                    if minVal <= v <= maxVal:
+                        minor.append(v)
+        return [(1.0, decades), (0.3, minor)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10.0 ** v:.3g}" for v in values]
 
 
 class _Exportable:
@@ -170,7 +195,8 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.setBackground(_BG)
         self.ci.setContentsMargins(4, 4, 4, 4)
         self.ci.setSpacing(2)
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
+        axes = {"left": LogAxis("left")} if log_y else None
+        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0, axisItems=axes)
         item = self.plot_item
         self.set_title(title)
         item.setLabel("bottom", x_label, color=_FG)
@@ -184,7 +210,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.log_y = log_y
         # The legend sits in its own layout row under the plot, so it never covers data.
         self.legend = pg.LegendItem(colCount=legend_columns, labelTextColor=_FG, labelTextSize="8pt",
-                                    horSpacing=12, verSpacing=-6, frame=False)
+                                    horSpacing=10, verSpacing=-8, frame=False)
         self.addItem(self.legend, row=1, col=0)
         self._legend_sig: tuple = ()
         self._items: dict[str, pg.PlotDataItem] = {}
@@ -213,7 +239,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
     def set_title(self, title: str) -> None:
         if getattr(self, "_title", None) != title:
             self._title = title
-            self.plot_item.setTitle(f"<span style='color:{_FG};font-size:10pt;font-weight:600'>{title}</span>")
+            self.plot_item.setTitle(f"<span style='color:{_FG};font-size:9pt;font-weight:600'>{title}</span>")
 
     def y_label(self) -> str:
         return self.plot_item.getAxis("left").labelText
@@ -395,7 +421,7 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.setBackground(_BG)
         self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
         item = self.plot_item
-        item.setTitle(f"<span style='color:{_FG};font-size:10pt;font-weight:600'>"
+        item.setTitle(f"<span style='color:{_FG};font-size:9pt;font-weight:600'>"
                       "Gradient norm per layer (log10 ‖∇‖₂)</span>")
         item.setLabel("bottom", "step", color=_FG)
         item.setLabel("left", "layer", color=_FG)
@@ -408,7 +434,9 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap, label="log10 ‖∇‖₂",
                                         interactive=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
-        self.colorbar.getAxis("right").setTextPen(pg.mkPen(_FG))
+        bar_axis = self.colorbar.getAxis("right")
+        bar_axis.setTextPen(pg.mkPen(_FG))
+        bar_axis.setLabel("log10 ‖∇‖₂", color=_FG)
         self.matrix = np.zeros((0, 0))
         self.steps = np.zeros(0)
         self.layers: list[str] = []

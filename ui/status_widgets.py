@@ -139,7 +139,8 @@ class TrainingStatus(QWidget):
         self.message.setStyleSheet("")
         self.message.setText(text)
         self.message.setToolTip(summary.run_dir or "")
-        self._show(text)
+        if self.status_bar is not None:
+            self.status_bar.clearMessage()   # the "Training …" message is over; the label says how it ended
 
     def set_paused(self, paused: bool) -> None:
         self.message.setText("Paused" if paused else "Training")

@@ -174,7 +174,7 @@ class TrainingController(QObject):
             return False
         self._run_count += 1
         self._preset_name = preset.name
-        label = f"{preset.name} · run {self._run_count}"
+        label = f"run {self._run_count} · {preset.name}"
         entry = self.runs_panel.add_live_run(label, run_dir, preset)
         self.run_id = entry.run_id
         self.dashboard.start_run(entry.run_id, label)

@@ -150,7 +150,7 @@ def test_hover_shows_step_and_values(dash) -> None:
     feed(dash)
     text = dash.loss_plot.hover_at(51.0)
     assert text.startswith("step 50")
-    assert "validation" not in text or "train" in text
+    assert "train EMA" in text
     assert dash.loss_plot.crosshair.isVisible() and dash.loss_plot.readout.isVisible()
     value = dash.loss_plot.curve("r1:loss_raw").y[9]
     assert f"{value:.4g}" in text
@@ -175,8 +175,8 @@ def test_export_png_and_csv_through_ask_path(dash, tmp_path) -> None:
         rows = list(csv.reader(fh))
     assert rows[0] == ["curve", "step", "value"]
     names = {r[0] for r in rows[1:]}
-    assert {"train (raw)", "validation"} <= names
-    val = [r for r in rows[1:] if r[0] == "validation"]
+    assert {"train", "train EMA", "val"} <= names
+    val = [r for r in rows[1:] if r[0] == "val"]
     assert [float(r[1]) for r in val] == [100.0, 200.0]
     # heatmap export too
     dash.grad_panel.heatmap_toggle.setChecked(True)
