@@ -39,7 +39,7 @@ DATASET_OPTIONS: dict[str, dict[str, ParamSpec]] = {
         "n_samples": _P("n_samples", "int", 16384, "samples drawn (train + validation)", 16, 10_000_000),
     },
     "checkerboard": {
-        "squares": _P("squares", "int", 4, "board squares per side on [-1, 1]²; neighbouring squares alternate "
+        "squares": _P("squares", "int", 8, "board squares per side on [-1, 1]² (HanNet: 8); neighbouring squares alternate "
                       "class", 2, 32),
         "n_samples": _P("n_samples", "int", 6561, "points drawn (HanNet used 1,640 train + 4,921 test = 6,561)",
                         16, 10_000_000),

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.catalog import DATASET_OPTIONS
+
 __all__ = [
     "DatasetMissing",
     "DataError",
@@ -328,9 +330,11 @@ def _load_cifar10(root: Path, download: bool) -> tuple[np.ndarray, ...]:
 # ---------------------------------------------------------------------------------------------
 # Embedded generators
 # ---------------------------------------------------------------------------------------------
-def _opt(options: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = options.get(key, default)
-    return default if value is None else value
+def _opt(options: Mapping[str, Any], dataset: str, key: str) -> Any:
+    """A dataset option from the preset, else its default from :data:`workbench.catalog.DATASET_OPTIONS`
+    (the one place option defaults are written)."""
+    value = options.get(key)
+    return DATASET_OPTIONS[dataset][key].default if value is None else value
 
 
 def make_parity(n_inputs: int, k_active: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -455,22 +459,22 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
             mean_std = ((float(xt.mean()),), (float(xt.std()) or 1.0,))
         classes = 10
     elif name == "parity":
-        n_inputs = int(_opt(options, "n_inputs", 8))
-        k_active = int(_opt(options, "k_active", 3))
-        x, y = make_parity(n_inputs, k_active, int(_opt(options, "n_samples", 16384)), rng)
+        n_inputs = int(_opt(options, "parity", "n_inputs"))
+        k_active = int(_opt(options, "parity", "k_active"))
+        x, y = make_parity(n_inputs, k_active, int(_opt(options, "parity", "n_samples")), rng)
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
         notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
     elif name == "checkerboard":
-        x, y = make_checkerboard(int(_opt(options, "squares", 8)), int(_opt(options, "n_samples", 6561)), rng)
+        x, y = make_checkerboard(int(_opt(options, "checkerboard", "squares")), int(_opt(options, "checkerboard", "n_samples")), rng)
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
     elif name == "spirals":
-        n_arms = int(_opt(options, "n_arms", 2))
-        x, y = make_spirals(int(_opt(options, "n_samples", 2000)), n_arms,
-                            float(_opt(options, "noise", 0.05)), rng)
+        n_arms = int(_opt(options, "spirals", "n_arms"))
+        x, y = make_spirals(int(_opt(options, "spirals", "n_samples")), n_arms,
+                            float(_opt(options, "spirals", "noise")), rng)
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = n_arms
