@@ -304,8 +304,10 @@ class TrainingWorker(QObject):
         self._thread.started.connect(self._adapter.run)
         self._adapter.batch.connect(self._on_batch)
         self._adapter.done.connect(self._on_done)
+        self._thread.finished.connect(self._complete)
         self.run_dir = run_dir
         self.final: Any = None
+        self._final_pending: Any = None
         self._paused = False
         self._started = False
 
@@ -345,11 +347,13 @@ class TrainingWorker(QObject):
                 self._adapter.request_pause(False)
             if not self._thread.wait(max(int(timeout_ms), 0)):
                 return False
-        # Deliver what is still queued (the final batch and done) so listeners see the end.
+        # Deliver what is still queued (the final batch, done, the thread's finished) so listeners
+        # see the end of the run before the window goes away.
         if self.final is None:
             from PySide6.QtCore import QCoreApplication
 
             QCoreApplication.sendPostedEvents(self)
+            self._complete()
         return not self._thread.isRunning()
 
     # ---- GUI-thread slots
@@ -357,10 +361,16 @@ class TrainingWorker(QObject):
         safe_emit(self.events, items)
 
     def _on_done(self, final: Any) -> None:
-        self._thread.quit()
-        self._thread.wait()
-        self.final = final
-        safe_emit(self.finished, final)
+        # Never block here: the adapter ends its thread itself; ``finished`` is emitted once the
+        # thread has really ended (its own finished signal, or at once if it already has).
+        self._final_pending = final
+        if not self._thread.isRunning():
+            self._complete()
+
+    def _complete(self) -> None:
+        if self.final is None and self._final_pending is not None and not self._thread.isRunning():
+            self.final = self._final_pending
+            safe_emit(self.finished, self.final)
 
     @property
     def thread(self) -> QThread:
