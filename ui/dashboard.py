@@ -21,7 +21,6 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLa
 from ui.plot_buffers import RunBuffers, SmoothedCache
 from ui.plots import (SPEED_COLOR, TRAIN_COLOR, VAL_COLOR, AskPath, Curve, DepthPanel, GradNormPanel, PlotPanel,
                       layer_color, run_style)
-from ui.worker import safe_emit
 
 __all__ = ["Dashboard", "REDRAW_MS", "LOSS_LABELS"]
 
@@ -342,7 +341,7 @@ class Dashboard(QWidget):
             self._panel_drawn_at[name] = self._draw_count
         if all(self._panel_state.get(n) == state for n in PANEL_NAMES):
             self._dirty = False
-        safe_emit(self.redrawn)
+        self.redrawn.emit()
 
     @staticmethod
     def _show(panel: PlotPanel, curves: list[Curve], samples: list, x_max: float | None) -> None:

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QPushButt
 
 from workbench.events import RunSummary
 from ui.status_widgets import format_eta
-from ui.worker import safe_emit
 
 __all__ = ["RunEntry", "RunsPanel", "summary_columns", "AskText", "Ask"]
 
@@ -190,7 +189,7 @@ class RunsPanel(QWidget):
                 self.tree.insertTopLevelItem(index, item)
         self._refresh_item(entry)
         if checked:
-            safe_emit(self.visibility_changed, self.checked_ids())
+            self.visibility_changed.emit(self.checked_ids())
 
     def _item(self, run_id: str) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
@@ -230,7 +229,7 @@ class RunsPanel(QWidget):
             entry = self.entries.get(run_id)
             if entry is not None and item.text(0) != entry.label:
                 item.setText(0, entry.label)
-            safe_emit(self.visibility_changed, self.checked_ids())
+            self.visibility_changed.emit(self.checked_ids())
 
     # ------------------------------------------------------------------ selection actions
     def select(self, run_id: str) -> None:
@@ -267,7 +266,7 @@ class RunsPanel(QWidget):
         rename_run(entry.path, label.strip())
         entry.label = label.strip()
         self._refresh_item(entry)
-        safe_emit(self.run_renamed, entry.run_id, entry.label)
+        self.run_renamed.emit(entry.run_id, entry.label)
         return True
 
     def delete_selected(self) -> bool:
@@ -284,7 +283,7 @@ class RunsPanel(QWidget):
 
         delete_run(entry.path)
         self.remove(entry.run_id)
-        safe_emit(self.run_deleted, entry.run_id)
+        self.run_deleted.emit(entry.run_id)
         return True
 
     def remove(self, run_id: str) -> None:
@@ -292,14 +291,14 @@ class RunsPanel(QWidget):
         self.entries.pop(run_id, None)
         if item is not None:
             self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
-        safe_emit(self.visibility_changed, self.checked_ids())
+        self.visibility_changed.emit(self.checked_ids())
         self._update_buttons()
 
     def open_selected(self) -> bool:
         entry = self.selected()
         if entry is None or entry.preset is None:
             return False
-        safe_emit(self.open_preset_requested, entry.preset)
+        self.open_preset_requested.emit(entry.preset)
         return True
 
     def reveal_selected(self) -> bool:

@@ -24,7 +24,7 @@ from ui.dashboard import Dashboard
 from ui.plot_buffers import RunBuffers
 from ui.runs_panel import RunsPanel
 from ui.status_widgets import TrainingStatus
-from ui.worker import TrainerFactory, TrainingWorker, safe_emit
+from ui.worker import TrainerFactory, TrainingWorker
 
 __all__ = ["TrainingController", "install_training", "data_root_setting", "JOIN_TIMEOUT_MS"]
 
@@ -189,7 +189,7 @@ class TrainingController(QObject):
         self.pause_action.setChecked(False)
         self.update_actions()
         worker.start()
-        safe_emit(self.run_started, entry.run_id)
+        self.run_started.emit(entry.run_id)
         return True
 
     def stop(self) -> None:
@@ -231,7 +231,7 @@ class TrainingController(QObject):
         if worker is not None:
             worker.deleteLater()
         self.update_actions()
-        safe_emit(self.run_finished, final)
+        self.run_finished.emit(final)
 
     # ------------------------------------------------------------------ runs list
     def refresh_runs(self) -> int:

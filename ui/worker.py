@@ -18,7 +18,6 @@ exception text; the run's ``summary.json`` then says ``failed`` too.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import threading
@@ -33,72 +32,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
 
 __all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
-           "training_threads", "safe_emit", "EMIT_LEAKS_TRUE"]
+           "training_threads"]
 
-
-def _emit_leaks_true() -> bool:
-    """PySide6 6.12.0 on CPython 3.11 (this venv) returns ``True``/``None`` from C++ without taking a
-    reference, as if they were immortal (they are from CPython 3.12 on): every ``signal.emit()``
-    called from Python drops one reference to ``True`` and every call of a ``void`` Qt method (e.g.
-    ``QPainter.setPen``, ``QWidget.resize``; pyqtgraph makes hundreds per redraw) one to ``None``.
-    Unchecked, CPython aborts after a while with "none_dealloc: deallocating None" (or
-    "bool_dealloc"). Probe it once on a private object: 64 emits, compare the refcount."""
-    import sys
-
-    class _Probe(QObject):
-        ping = Signal()
-
-    probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(64):
-        probe.ping.emit()
-    leaked = before - sys.getrefcount(True)
-    for _ in range(max(leaked, 0)):   # give back what the probe took
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
-    return leaked >= 64
-
-
-def _void_call_leaks_none() -> bool:
-    import sys
-
-    probe = QObject()
-    before = sys.getrefcount(None)
-    for _ in range(64):
-        probe.setObjectName("probe")
-    leaked = before - sys.getrefcount(None)
-    for _ in range(max(leaked, 0)):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
-    return leaked >= 64
-
-
-def shield_singletons() -> bool:
-    """Give ``None``, ``True`` and ``False`` 2**48 spare references once when this PySide6 drops
-    references to them (CPython < 3.12 only, where they are not immortal), so no number of Qt
-    calls can free them: harmless, as CPython never frees these singletons anyway. Returns True
-    when the shield was applied. Idempotent; called when this module is imported."""
-    import sys
-
-    global _SHIELDED
-    if _SHIELDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return _SHIELDED
-    if EMIT_LEAKS_TRUE or _void_call_leaks_none():
-        for obj in (None, True, False):
-            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 48
-        _SHIELDED = True
-    return _SHIELDED
-
-
-_SHIELDED = False
-EMIT_LEAKS_TRUE = _emit_leaks_true()
-shield_singletons()
-
-
-def safe_emit(signal: Any, *args: Any) -> None:
-    """``signal.emit(*args)``, giving back the reference to ``True`` that PySide6 6.12 drops (see
-    :data:`EMIT_LEAKS_TRUE`); a plain emit where PySide6 is not affected. Safe from any thread."""
-    result = signal.emit(*args)
-    if EMIT_LEAKS_TRUE and result is True:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
 
 #: Longest time, in milliseconds, an event waits in the worker before it is sent to the GUI.
 FLUSH_MS = 50
@@ -212,7 +147,7 @@ class _TrainerAdapter(QObject):
                 break
         self._last_flush = time.monotonic() if now is None else now
         if items:
-            safe_emit(self.batch, items)
+            self.batch.emit(items)
 
     @Slot()
     def run(self) -> None:
@@ -239,7 +174,7 @@ class _TrainerAdapter(QObject):
             self._flush()
             with self._lock:
                 self.trainer = None
-            safe_emit(self.done, final)
+            self.done.emit(final)
             # End this thread's event loop from inside, so a GUI thread blocked in wait() (closing
             # the window) is released without needing its own event loop to run.
             QThread.currentThread().quit()
@@ -317,7 +252,7 @@ class TrainingWorker(QObject):
             raise RuntimeError("a TrainingWorker runs once; create a new one for the next run")
         self._started = True
         self._thread.start()
-        safe_emit(self.started)
+        self.started.emit()
 
     def stop(self) -> None:
         """Ask the trainer to stop (it writes its checkpoint and ends with ``Stopped``)."""
@@ -358,7 +293,7 @@ class TrainingWorker(QObject):
 
     # ---- GUI-thread slots
     def _on_batch(self, items: list) -> None:
-        safe_emit(self.events, items)
+        self.events.emit(items)
 
     def _on_done(self, final: Any) -> None:
         # Never block here: the adapter ends its thread itself; ``finished`` is emitted once the
@@ -370,7 +305,7 @@ class TrainingWorker(QObject):
     def _complete(self) -> None:
         if self.final is None and self._final_pending is not None and not self._thread.isRunning():
             self.final = self._final_pending
-            safe_emit(self.finished, self.final)
+            self.finished.emit(self.final)
 
     @property
     def thread(self) -> QThread:
