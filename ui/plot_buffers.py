@@ -17,16 +17,24 @@ gradient norms are L2 norms.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-try:  # scipy comes with scikit-learn; the block-wise numpy fallback gives the same numbers
-    from scipy.signal import lfilter as _lfilter
-except ImportError:  # pragma: no cover
-    _lfilter = None
+
+
+@functools.cache
+def _scipy_lfilter() -> Any:
+    """``scipy.signal.lfilter``, imported on first use (it costs ~1 s at start-up otherwise), or None;
+    scipy comes with scikit-learn, and the block-wise numpy fallback gives the same numbers."""
+    try:
+        from scipy.signal import lfilter
+    except ImportError:  # pragma: no cover
+        return None
+    return lfilter
 
 from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 
@@ -316,6 +324,7 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
 def _ema_blocks(v: np.ndarray, s: float, carry: float = 0.0, done: int = 0) -> tuple[np.ndarray, float, int]:
     """Vectorised debiased EMA of finite input, continuing from ``carry`` (the un-debiased EMA after
     ``done`` points). Computed in blocks short enough that s^-block stays below 1e100."""
+    _lfilter = _scipy_lfilter()
     if _lfilter is not None and v.size:
         # e_t = s·e_{t−1} + (1−s)·x_t as a first-order IIR filter, run in C.
         e = _lfilter([1.0 - s], [1.0, -s], v, zi=np.array([s * carry]))[0]
