@@ -17,24 +17,12 @@ gradient norms are L2 norms.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-
-
-@functools.cache
-def _scipy_lfilter() -> Any:
-    """``scipy.signal.lfilter``, imported on first use (it costs ~1 s at start-up otherwise), or None;
-    scipy comes with scikit-learn, and the block-wise numpy fallback gives the same numbers."""
-    try:
-        from scipy.signal import lfilter
-    except ImportError:  # pragma: no cover
-        return None
-    return lfilter
 
 from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 
@@ -324,20 +312,6 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
 def _ema_blocks(v: np.ndarray, s: float, carry: float = 0.0, done: int = 0) -> tuple[np.ndarray, float, int]:
     """Vectorised debiased EMA of finite input, continuing from ``carry`` (the un-debiased EMA after
     ``done`` points). Computed in blocks short enough that s^-block stays below 1e100."""
-    _lfilter = _scipy_lfilter()
-    if _lfilter is not None and v.size:
-        # e_t = s·e_{t−1} + (1−s)·x_t as a first-order IIR filter, run in C.
-        e = _lfilter([1.0 - s], [1.0, -s], v, zi=np.array([s * carry]))[0]
-        out = e
-        # Debias only where s^k is still visible in float64 (k < about 37 / −log10 s).
-        horizon = int(math.ceil(37.0 / -math.log10(s))) if s > 0 else 0
-        m = min(v.size, max(horizon - done, 0))
-        if m:
-            last = float(e[-1]) if m < v.size else None
-            out[:m] = e[:m] / (1 - s ** (done + np.arange(1, m + 1, dtype=np.float64)))
-            carry_out = last if last is not None else float(e[-1] * (1 - s ** (done + v.size)))
-            return out, carry_out, done + v.size
-        return out, float(e[-1]), done + v.size
     block = int(max(1, min(4096, math.floor(100 * math.log(10) / -math.log(s)))))
     out = np.empty_like(v)
     powers_full = s ** np.arange(1, block + 1, dtype=np.float64)   # s^1 .. s^block
