@@ -18,10 +18,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from .fileio import atomic_write_text
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "Problem", "SpecError", "LayerSpec", "ModelSpec", "TaskSpec", "TrainSpec",
@@ -422,23 +423,7 @@ def save_preset(p: Preset, path: str | os.PathLike[str]) -> None:
     """Write ``p`` to ``path`` atomically: a temp file in the same folder, fsync, then ``os.replace``.
 
     If anything fails the temp file is removed and an existing file at ``path`` is left untouched."""
-    path = Path(path)
-    text = dumps_preset(p)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, dumps_preset(p))
 
 
 # -------------------------------------------------------------------------------------- layer naming
