@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from workbench.registry import ParamSpec
-from workbench.spec import Problem, SpecError
+from workbench.spec import Problem, SpecError, unknown_key_problem
 
 __all__ = ["DatasetInfo", "DATASET_NAMES", "DATASET_OPTIONS", "dataset_info", "check_options", "default_options"]
 
@@ -86,14 +86,8 @@ def check_options(name: str, options: Mapping[str, Any] | None, path: str = "tas
     problems: list[Problem] = []
     for key, value in options.items():
         if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=2, cutoff=0.5)
-            if close:
-                fix = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-            elif schema:
-                fix = f"{name} takes: " + ", ".join(schema)
-            else:
-                fix = f"{name} takes no options; remove it"
-            problems.append(Problem(f"{path}.{key}", f"unknown option '{key}' for dataset {name}", fix))
+            problems.append(unknown_key_problem(f"{path}.{key}", key, list(schema), kind="option", owner=name,
+                                                where=f"dataset {name}"))
             continue
         bad = schema[key].check(value)
         if bad is not None:

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from workbench.spec import Problem, SpecError
+from workbench.spec import Problem, SpecError, unknown_key_problem
 
 __all__ = [
     "ParamSpec", "LayerEntry", "BuildContext", "ShapeError", "FAMILIES", "REGISTRY", "get_entry",
@@ -170,14 +170,8 @@ def check_params(entry: LayerEntry, params: Mapping[str, Any]) -> list[Problem]:
                                         "it is inferred from the previous layer's output shape",
                                         f"remove {key}"))
                 continue
-            close = difflib.get_close_matches(str(key), list(names), n=2, cutoff=0.5)
-            if close:
-                fix = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-            elif names:
-                fix = f"{entry.type} takes: " + ", ".join(names)
-            else:
-                fix = f"{entry.type} takes no parameters; remove it"
-            problems.append(Problem(f"params.{key}", f"unknown parameter '{key}' for {entry.type}", fix))
+            problems.append(unknown_key_problem(f"params.{key}", key, list(names), kind="parameter",
+                                                owner=entry.type))
             continue
         bad = entry.param(key).check(value)
         if bad is not None:

@@ -28,7 +28,7 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "Problem", "SpecError", "LayerSpec", "ModelSpec", "TaskSpec", "TrainSpec",
     "MonitorSpec", "Preset", "LayerShape", "ShapeReport", "SpecModel", "upgrade", "preset_from_dict",
     "preset_to_dict", "loads_preset", "dumps_preset", "load_preset", "save_preset", "validate",
-    "infer_shapes", "build_model", "layer_names", "layer_name", "layer_path",
+    "infer_shapes", "build_model", "layer_names", "layer_name", "layer_path", "unknown_key_problem",
 ]
 
 FORMAT_VERSION = 1
@@ -73,6 +73,20 @@ class SpecError(ValueError):
 
 def _closest(word: str, options: Sequence[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(str(word), list(options), n=n, cutoff=0.5)
+
+
+def unknown_key_problem(path: str, key: Any, known: Sequence[str], *, kind: str, owner: str,
+                        where: str | None = None) -> Problem:
+    """``unknown <kind> '<key>' for <where>`` with a fix naming the closest known keys, or all of them
+    (``<owner> takes: …``), or saying that ``owner`` takes none. ``where`` defaults to ``owner``."""
+    close = _closest(str(key), known, n=2)
+    if close:
+        fix = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    elif known:
+        fix = f"{owner} takes: " + ", ".join(known)
+    else:
+        fix = f"{owner} takes no {kind}s; remove it"
+    return Problem(path, f"unknown {kind} '{key}' for {where or owner}", fix)
 
 
 def _did_you_mean(word: str, options: Sequence[str]) -> str:
