@@ -473,7 +473,7 @@ def _section_schema() -> dict[str, dict[str, Any]]:
         },
         "train": {
             "optimizer": P("optimizer", "choice", "adam", "optimiser", choices=OPTIMIZERS),
-            "lr": P("lr", "float", 1e-3, "learning rate", 1e-12, 100.0),
+            "lr": P("lr", "float", 1e-3, "learning rate", 1e-12, 1e6),
             "weight_decay": P("weight_decay", "float", 0.0, "L2 weight decay", 0.0, 10.0),
             "momentum": P("momentum", "float", 0.9, "SGD momentum", 0.0, 1.0),
             "epochs": P("epochs", "int", 10, "passes over the training set", 1, 1_000_000),

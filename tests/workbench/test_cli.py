@@ -176,7 +176,7 @@ def test_checkpoint_from_other_architecture_exit_2(tmp_path, capsys):
 
 
 def test_failed_run_exit_1(tmp_path, capsys):
-    path = tiny_preset_file(tmp_path, optimizer="sgd", lr=100.0, epochs=5)
+    path = tiny_preset_file(tmp_path, optimizer="sgd", lr=1e6, epochs=5)
     assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 1
     captured = capsys.readouterr()
     assert "non-finite" in captured.err and "hint:" in captured.err

@@ -166,7 +166,7 @@ def test_exp_curve_schedule_sets_lr_per_epoch():
 
 # -------------------------------------------------------------------------------- guards
 def test_nan_producing_preset_fails_with_step_and_layer():
-    summary, events = run(mlp_digits(epochs=3, optimizer="sgd", lr=100.0))
+    summary, events = run(mlp_digits(epochs=3, optimizer="sgd", lr=1e6))
     final = events[-1]
     assert isinstance(final, Failed) and summary.status == "failed"
     assert final.step is not None and final.step >= 1
@@ -299,7 +299,7 @@ def test_nonfinite_run_keeps_the_last_good_checkpoint(tmp_path):
     p = mlp_digits(epochs=1)
     run(p, run_dir=tmp_path / "run")
     good = torch.load(checkpoint_path(tmp_path / "run", "last"), weights_only=True)
-    bad = mlp_digits(epochs=4, optimizer="sgd", lr=100.0)
+    bad = mlp_digits(epochs=4, optimizer="sgd", lr=1e6)
     _, events = run(bad, resume_from=tmp_path / "run")
     assert isinstance(events[-1], Failed)
     after = torch.load(checkpoint_path(tmp_path / "run", "last"), weights_only=True)
