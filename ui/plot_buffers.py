@@ -311,22 +311,39 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
 
 def _ema_blocks(v: np.ndarray, s: float, carry: float = 0.0, done: int = 0) -> tuple[np.ndarray, float, int]:
     """Vectorised debiased EMA of finite input, continuing from ``carry`` (the un-debiased EMA after
-    ``done`` points). Computed in blocks short enough that s^-block stays below 1e100."""
+    ``done`` points).
+
+    e_t = s·e_{t−1} + (1−s)·x_t, reported debiased as e_t / (1 − s^t). The input is cut into blocks
+    short enough that s^−block stays below 1e100; inside block b, with j = 0..B−1,
+    e_{b,j} = (1−s)·s^j·Σ_{i≤j} s^−i·x_{b,i} + s^(j+1)·E_{b−1}, where E_{b−1} is the previous block's last
+    value. The first term is one 2-D ``cumsum`` for all blocks; only the scalar carries E_b run in a
+    Python loop (one step per block)."""
+    n = int(v.size)
+    if n == 0:
+        return np.empty(0, dtype=np.float64), carry, done
     block = int(max(1, min(4096, math.floor(100 * math.log(10) / -math.log(s)))))
-    out = np.empty_like(v)
-    powers_full = s ** np.arange(1, block + 1, dtype=np.float64)   # s^1 .. s^block
-    inv_full = s ** -np.arange(block, dtype=np.float64)            # s^0 .. s^-(block-1)
-    for start in range(0, v.size, block):
-        chunk = v[start : start + block]
-        n = chunk.size
-        inv = inv_full[:n]
-        # e_j = s^(j+1)·carry + (1−s)·s^j·Σ_{i≤j} s^(−i)·x_i
-        e = powers_full[:n] * carry + np.cumsum(chunk * inv) * (1 - s) / inv
-        total = done + np.arange(1, n + 1, dtype=np.float64)
-        out[start : start + n] = e / (1 - s ** total)
-        carry = float(e[-1])
-        done += n
-    return out, carry, done
+    block = min(block, n)
+    n_blocks = -(-n // block)
+    x = np.zeros(n_blocks * block, dtype=np.float64)
+    x[:n] = v
+    x = x.reshape(n_blocks, block)
+    j = np.arange(block, dtype=np.float64)
+    inv = s ** -j                  # s^0 .. s^-(B-1)
+    powers = s ** (j + 1)          # s^1 .. s^B
+    local = np.cumsum(x * inv, axis=1) * ((1 - s) / inv)   # each block's EMA from a zero start
+    starts = np.empty(n_blocks, dtype=np.float64)
+    decay = s ** block
+    for b, end in enumerate(local[:, -1].tolist()):
+        starts[b] = carry
+        carry = end + decay * carry
+    e = (local + np.outer(starts, powers)).reshape(-1)[:n]
+    last = float(e[-1])
+    # debias only while s^t is visible in float64 (t < 37 / −log10 s); beyond, 1 − s^t == 1
+    horizon = int(math.ceil(37.0 / -math.log10(s)))
+    m = min(n, max(horizon - done, 0))
+    if m:
+        e[:m] /= 1 - s ** (done + np.arange(1, m + 1, dtype=np.float64))
+    return e, last, done + n
 
 
 class SmoothedCache:

@@ -167,8 +167,14 @@ class _Exportable:
             self.export_csv(path)
         return path
 
-    def export_png(self, path: str | Path) -> Path:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def export_png(self, path: str | Path, width: int | None = None) -> Path:
+        """Write the plot (axes, curves, legend) as a PNG image, ``width`` pixels wide if given."""
+        path = Path(path)
+        exporter = exporters.ImageExporter(self.scene())  # type: ignore[attr-defined]
+        if width:
+            exporter.parameters()["width"] = int(width)
+        exporter.export(str(path))
+        return path
 
     def export_csv(self, path: str | Path) -> Path:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -383,15 +389,6 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         super().leaveEvent(event)
 
     # ---------------------------------------------------------------- export
-    def export_png(self, path: str | Path, width: int | None = None) -> Path:
-        """Write the plot (axes, curves, legend) as a PNG image."""
-        path = Path(path)
-        exporter = exporters.ImageExporter(self.scene())
-        if width:
-            exporter.parameters()["width"] = int(width)
-        exporter.export(str(path))
-        return path
-
     def export_csv(self, path: str | Path) -> Path:
         """Write every drawn curve as rows ``curve,step,value`` (what is on screen, decimated)."""
         path = Path(path)
@@ -472,14 +469,6 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
         width = (x1 - x0) * (1 + 1 / max(len(steps) - 1, 1))
         self.image.setRect(QRectF(x0, 0.0, max(width, 1.0), float(len(self.layers))))
         self.plot_item.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(self.layers)]])
-
-    def export_png(self, path: str | Path, width: int | None = None) -> Path:
-        path = Path(path)
-        exporter = exporters.ImageExporter(self.scene())
-        if width:
-            exporter.parameters()["width"] = int(width)
-        exporter.export(str(path))
-        return path
 
     def export_csv(self, path: str | Path) -> Path:
         """Rows ``layer,step,log10_grad_norm``."""
