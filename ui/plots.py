@@ -25,9 +25,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph import exporters
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QAction, QColor, QFont
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtGui import QAction, QColor, QFont, QPalette
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from ui.plot_buffers import minmax_decimate
 
@@ -53,6 +54,51 @@ AskPath = Callable[[str, str, str], "str | None"]
 
 _FG = "#202020"
 _BG = "w"
+
+#: Events after which a panel re-reads its colours from the application palette.
+_PALETTE_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+
+
+def theme_colors() -> tuple[QColor, QColor, QColor]:
+    """(background, foreground, muted) of the plots, from the application palette (Base, Text and a
+    mix of the two); the fixed light colours when there is no QApplication."""
+    app = QApplication.instance()
+    if app is None:
+        bg, fg = pg.mkColor(_BG), QColor(_FG)
+    else:
+        pal = app.palette()
+        bg = pal.color(QPalette.ColorRole.Base)
+        fg = pal.color(QPalette.ColorRole.Text)
+    t = 0.62   # share of the foreground in the muted colour
+    muted = QColor(round(fg.red() * t + bg.red() * (1 - t)), round(fg.green() * t + bg.green() * (1 - t)),
+                   round(fg.blue() * t + bg.blue() * (1 - t)))
+    return QColor(bg), QColor(fg), muted
+
+
+def _is_dark(bg: QColor) -> bool:
+    return bg.lightness() < 128
+
+
+def _legible(color: QColor, bg: QColor | None) -> QColor:
+    """``color``, lightened when it is near-black and the background is dark (alpha kept)."""
+    if bg is None or not _is_dark(bg) or color.lightness() >= 90:
+        return color
+    out = color.lighter(180) if color.value() > 0 else QColor(170, 170, 170)
+    out.setAlpha(color.alpha())
+    return out
+
+
+def _title_html(title: str, fg: QColor) -> str:
+    return f"<span style='color:{fg.name()};font-size:9pt;font-weight:600'>{title}</span>"
+
+
+def _color_axes(axes: Iterable[pg.AxisItem], fg: QColor) -> None:
+    """Axis line, tick text and label in ``fg``."""
+    for axis in axes:
+        axis.setPen(pg.mkPen(fg))
+        axis.setTextPen(pg.mkPen(fg))
+        axis.labelStyle = {**axis.labelStyle, "color": fg.name()}
+        axis._updateLabel()
 
 
 def layer_color(index: int) -> str:
@@ -83,8 +129,8 @@ class Curve:
     step: bool = False
 
 
-def _pen(curve: Curve) -> QColor:
-    color = QColor(curve.color)
+def _pen(curve: Curve, bg: QColor | None = None) -> QColor:
+    color = _legible(QColor(curve.color), bg)
     color.setAlpha(curve.alpha)
     pen = pg.mkPen(color, width=curve.width, style=curve.style)
     pen.setCosmetic(True)
@@ -110,8 +156,6 @@ def _style_axes(item: pg.PlotItem) -> None:
     for name in ("left", "bottom"):
         axis = item.getAxis(name)
         axis.enableAutoSIPrefix(False)   # the labels carry their own units; no "(x0.001)"
-        axis.setPen(pg.mkPen(_FG))
-        axis.setTextPen(pg.mkPen(_FG))
         axis.setTickFont(font)
 
 
@@ -193,20 +237,24 @@ class _Exportable:
 class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
     """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
 
+    _styled = False   # restyle on palette changes only once built
+
     def __init__(self, object_name: str, title: str, x_label: str, y_label: str, *, log_y: bool = False,
                  legend_columns: int = 3, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
         self.setObjectName(object_name)
         self.export_name = object_name
-        self.setBackground(_BG)
+        self._theme: tuple | None = None
+        self._bg, self._fg, _ = theme_colors()
+        self.setBackground(self._bg)
         self.ci.setContentsMargins(4, 4, 4, 4)
         self.ci.setSpacing(2)
         axes = {"left": LogAxis("left")} if log_y else None
         self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0, axisItems=axes)
         item = self.plot_item
         self.set_title(title)
-        item.setLabel("bottom", x_label, color=_FG)
-        item.setLabel("left", y_label, color=_FG)
+        item.setLabel("bottom", x_label, color=self._fg.name())
+        item.setLabel("left", y_label, color=self._fg.name())
         _style_axes(item)
         # No grid: in the software (raster) painter grid lines cost 3x the rest of a redraw.
         item.setLogMode(x=False, y=log_y)
@@ -215,7 +263,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         item.setMenuEnabled(True)
         self.log_y = log_y
         # The legend sits in its own layout row under the plot, so it never covers data.
-        self.legend = pg.LegendItem(colCount=legend_columns, labelTextColor=_FG, labelTextSize="8pt",
+        self.legend = pg.LegendItem(colCount=legend_columns, labelTextColor=self._fg, labelTextSize="8pt",
                                     horSpacing=10, verSpacing=-8, frame=False)
         self.addItem(self.legend, row=1, col=0)
         self._legend_sig: tuple = ()
@@ -226,7 +274,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
         self.crosshair.setVisible(False)
         item.addItem(self.crosshair, ignoreBounds=True)
-        self.readout = pg.TextItem("", color=_FG, anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 220))
+        self.readout = pg.TextItem("", color=self._fg, anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 220))
         self.readout.setZValue(100)
         self.readout.setVisible(False)
         item.addItem(self.readout, ignoreBounds=True)
@@ -236,16 +284,58 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         item.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._add_export_actions(item.vb.menu)
         self.setMinimumSize(220, 170)
+        self._styled = True
+        self.restyle()
+
+    # ---------------------------------------------------------------- theme
+    def restyle(self, force: bool = False) -> None:
+        """Take the background, text and muted colours from the application palette: background,
+        axes, labels, title, legend text, hover read-out; near-black curves are lightened on dark."""
+        bg, fg, _ = theme_colors()
+        key = (bg.rgba(), fg.rgba())
+        if key == self._theme and not force:
+            return
+        self._theme = key
+        self._bg, self._fg = bg, fg
+        self.setBackground(bg)
+        item = self.plot_item
+        _color_axes((item.getAxis("left"), item.getAxis("bottom")), fg)
+        item.setTitle(_title_html(self._title, fg))
+        self.legend.setLabelTextColor(fg)
+        self.readout.setColor(fg)
+        fill = QColor(bg)
+        fill.setAlpha(220)
+        self.readout.fill = pg.mkBrush(fill)
+        self.readout.update()
+        for key_, data_item in self._items.items():
+            curve = self._data.get(key_)
+            if curve is None:
+                continue
+            if curve.width > 0:
+                data_item.setPen(_pen(curve, bg))
+            if curve.symbol:
+                color = _legible(QColor(curve.color), bg)
+                color.setAlpha(curve.alpha)
+                data_item.setSymbolBrush(pg.mkBrush(color))
+                data_item.setSymbolPen(pg.mkPen(color))
+        for sample in self._samples:
+            sample.setPen(pg.mkPen(_legible(QColor("#555555"), bg), width=1.5, style=sample.opts["pen"].style()))
+        self.legend.update()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in _PALETTE_EVENTS and self._styled:
+            self.restyle()
 
     # ---------------------------------------------------------------- drawing
     def set_axis_label(self, y_label: str) -> None:
         if self.y_label() != y_label:   # setting it re-lays the plot out: only on change
-            self.plot_item.setLabel("left", y_label, color=_FG)
+            self.plot_item.setLabel("left", y_label, color=self._fg.name())
 
     def set_title(self, title: str) -> None:
         if getattr(self, "_title", None) != title:
             self._title = title
-            self.plot_item.setTitle(f"<span style='color:{_FG};font-size:9pt;font-weight:600'>{title}</span>")
+            self.plot_item.setTitle(_title_html(title, self._fg))
 
     def y_label(self) -> str:
         return self.plot_item.getAxis("left").labelText
@@ -294,10 +384,10 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
                 item.setClipToView(True)
                 self.plot_item.addItem(item)
                 self._items[curve.key] = item
-            pen = _pen(curve)
+            pen = _pen(curve, self._bg)
             kw = dict(pen=pen if curve.width > 0 else None)
             if curve.symbol:
-                color = QColor(curve.color)
+                color = _legible(QColor(curve.color), self._bg)
                 color.setAlpha(curve.alpha)
                 kw.update(symbol=curve.symbol, symbolSize=curve.symbol_size, symbolBrush=pg.mkBrush(color),
                           symbolPen=pg.mkPen(color))
@@ -324,7 +414,7 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
             self.legend.addItem(self._items[c.key], c.name)
         self._samples = []
         for label, style in samples:
-            sample = pg.PlotDataItem(pen=pg.mkPen("#555555", width=1.5, style=style))
+            sample = pg.PlotDataItem(pen=pg.mkPen(_legible(QColor("#555555"), self._bg), width=1.5, style=style))
             self._samples.append(sample)
             self.legend.addItem(sample, label)
 
@@ -410,18 +500,21 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
     colour = log10 of the L2 norm. A dark first row means the gradient does not reach that layer."""
 
     MAX_COLUMNS = 1500
+    _styled = False   # restyle on palette changes only once built
+    TITLE = "Gradient norm per layer (log10 ‖∇‖₂)"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
         self.setObjectName("gradNormHeatmap")
         self.export_name = "gradNormHeatmap"
-        self.setBackground(_BG)
+        self._theme: tuple | None = None
+        self._bg, self._fg, _ = theme_colors()
+        self.setBackground(self._bg)
         self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
         item = self.plot_item
-        item.setTitle(f"<span style='color:{_FG};font-size:9pt;font-weight:600'>"
-                      "Gradient norm per layer (log10 ‖∇‖₂)</span>")
-        item.setLabel("bottom", "step", color=_FG)
-        item.setLabel("left", "layer", color=_FG)
+        item.setTitle(_title_html(self.TITLE, self._fg))
+        item.setLabel("bottom", "step", color=self._fg.name())
+        item.setLabel("left", "layer", color=self._fg.name())
         _style_axes(item)
         item.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -432,13 +525,37 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
                                         interactive=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
         bar_axis = self.colorbar.getAxis("right")
-        bar_axis.setTextPen(pg.mkPen(_FG))
-        bar_axis.setLabel("log10 ‖∇‖₂", color=_FG)
+        bar_axis.setTextPen(pg.mkPen(self._fg))
+        bar_axis.setLabel("log10 ‖∇‖₂", color=self._fg.name())
         self.matrix = np.zeros((0, 0))
         self.steps = np.zeros(0)
         self.layers: list[str] = []
         self._add_export_actions(item.vb.menu)
         self.setMinimumSize(220, 170)
+        self._styled = True
+        self.restyle()
+
+    def restyle(self, force: bool = False) -> None:
+        """Background, axes, labels, title and colour-bar text from the application palette."""
+        bg, fg, _ = theme_colors()
+        key = (bg.rgba(), fg.rgba())
+        if key == self._theme and not force:
+            return
+        self._theme = key
+        self._bg, self._fg = bg, fg
+        self.setBackground(bg)
+        item = self.plot_item
+        _color_axes((item.getAxis("left"), item.getAxis("bottom")), fg)
+        item.setTitle(_title_html(self.TITLE, fg))
+        bar_axis = self.colorbar.getAxis("right")
+        bar_axis.setTextPen(pg.mkPen(fg))
+        bar_axis.labelStyle = {**bar_axis.labelStyle, "color": fg.name()}
+        bar_axis._updateLabel()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in _PALETTE_EVENTS and self._styled:
+            self.restyle()
 
     def set_data(self, layers: Sequence[str], steps: np.ndarray, norms: np.ndarray) -> None:
         """``norms`` has shape (layers, emits); columns are max-pooled to at most MAX_COLUMNS."""
@@ -525,6 +642,11 @@ class GradNormPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.stack, 1)
 
+    def restyle(self, force: bool = False) -> None:
+        """Re-read the theme colours in both views (each also does so itself on a palette change)."""
+        self.lines.restyle(force)
+        self.heatmap.restyle(force)
+
     def set_heatmap(self, on: bool) -> None:
         if self.heatmap_toggle.isChecked() != on:
             self.heatmap_toggle.setChecked(on)
@@ -541,6 +663,8 @@ class GradNormPanel(QWidget):
 class DepthPanel(QWidget):
     """``depthPlot``: raw w and ⌈w⌉ of every InfiniteDepth layer, or a note when there is none."""
 
+    _styled = False   # restyle on palette changes only once built
+
     NOTE = "This model has no InfiniteDepth layer"
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -551,7 +675,6 @@ class DepthPanel(QWidget):
         self.note.setObjectName("depthNote")
         self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #666; font-style: italic; background: white;")
         self.stack = QStackedWidget()
         self.stack.addWidget(self.plot)
         self.stack.addWidget(self.note)
@@ -559,6 +682,21 @@ class DepthPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
         self.set_has_depth(False)
+        self._styled = True
+        self.restyle()
+
+    def restyle(self, force: bool = False) -> None:
+        """The note in the muted colour on the plot background; the plot restyles itself."""
+        bg, _, muted = theme_colors()
+        sheet = f"color: {muted.name()}; font-style: italic; background: {bg.name()};"
+        if self.note.styleSheet() != sheet:
+            self.note.setStyleSheet(sheet)
+        self.plot.restyle(force)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in _PALETTE_EVENTS and self._styled:
+            self.restyle()
 
     def set_has_depth(self, has: bool) -> None:
         self.stack.setCurrentWidget(self.plot if has else self.note)

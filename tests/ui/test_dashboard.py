@@ -242,3 +242,28 @@ def test_a_tick_redraws_at_most_two_plots(dash, qtbot) -> None:
     dash._tick()
     assert 1 <= len(drawn) <= 2
     dash.shutdown()
+
+
+def test_plots_follow_the_dark_theme(dash, qtbot) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from ui.theme import apply_theme
+
+    app = QApplication.instance()
+    feed(dash)
+    panel = dash.loss_plot
+    assert panel.backgroundBrush().color().lightness() > 200          # light theme: paper
+    try:
+        apply_theme(app, "dark")
+        app.processEvents()
+        assert panel.backgroundBrush().color().lightness() < 100
+        assert panel.plot_item.getAxis("bottom").textPen().color().lightness() > 150
+        assert panel.plot_item.getAxis("left").pen().color().lightness() > 150
+        heat = dash.grad_panel.heatmap
+        assert heat.backgroundBrush().color().lightness() < 100
+        assert heat.plot_item.getAxis("left").textPen().color().lightness() > 150
+    finally:
+        apply_theme(app, "light")
+        app.processEvents()
+    assert panel.backgroundBrush().color().lightness() > 200
+    assert panel.plot_item.getAxis("bottom").textPen().color().lightness() < 100
