@@ -95,7 +95,7 @@ class Dashboard(QWidget):
         self.smoothing_slider.valueChanged.connect(lambda v: self.set_smoothing(v / 100))
         self.run_note = QLabel("No run yet: press Run (Ctrl+R) to train the model in the editor.")
         self.run_note.setObjectName("dashboardNote")
-        self.run_note.setStyleSheet("color: #555;")
+        self.run_note.setStyleSheet("font-style: italic;")  # palette text colour: legible in both themes
 
         top = QHBoxLayout()
         top.setContentsMargins(6, 2, 6, 2)

@@ -119,7 +119,7 @@ class TrainingStatus(QWidget):
             self.progress.setFormat("failed")
             where = f" at step {final.step}" if final.step is not None else ""
             text = f"Run failed{where}: {final.message}"
-            self.message.setStyleSheet("color: #b00020; font-weight: 600;")
+            self.message.setStyleSheet("color: #d8383a; font-weight: 600;")
             self.message.setText(text if len(text) < 90 else text[:87] + "…")
             self.message.setToolTip(f"{text}\n{final.hint}" if final.hint else text)
             self.eta.setText("")

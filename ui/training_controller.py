@@ -146,7 +146,7 @@ class TrainingController(QObject):
         self.pause_action.setEnabled(training)
         if not training:
             if reason is not None:
-                self.status.message.setStyleSheet("color: #b00020;")
+                self.status.message.setStyleSheet("color: #d8383a;")
                 self.status.message.setText(f"Cannot run: {reason}")
                 self.status.message.setToolTip(reason)
             elif self.status.message.text().startswith("Cannot run"):
