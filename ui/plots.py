@@ -234,17 +234,55 @@ class _Exportable:
         self._export_actions = (png, data)
 
 
-class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
-    """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
+class _FollowsTheme:
+    """Mixin, listed before the Qt base: calls ``restyle()`` after a palette change (a theme
+    switch), once the widget is built — its ``__init__`` sets ``_styled`` last."""
 
-    _styled = False   # restyle on palette changes only once built
+    _styled = False
+
+    def restyle(self, force: bool = False) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)  # type: ignore[misc]
+        if event.type() in _PALETTE_EVENTS and self._styled:
+            self.restyle()
+
+
+class _ThemedPlot(_FollowsTheme, pg.GraphicsLayoutWidget, _Exportable):
+    """One ``plot_item`` whose background, axes and title (``_title``) follow the application
+    palette; a subclass colours its own items in :meth:`_restyle_items`."""
+
+    _theme: tuple | None = None   # the (background, text) colours last applied
+    _title = ""
+
+    def restyle(self, force: bool = False) -> None:
+        """Take the background and text colours from the application palette (a no-op when they
+        have not changed, as each theme switch sends two palette events)."""
+        bg, fg, _ = theme_colors()
+        key = (bg.rgba(), fg.rgba())
+        if key == self._theme and not force:
+            return
+        self._theme = key
+        self._bg, self._fg = bg, fg
+        self.setBackground(bg)
+        item = self.plot_item
+        _color_axes((item.getAxis("left"), item.getAxis("bottom")), fg)
+        item.setTitle(_title_html(self._title, fg))
+        self._restyle_items(bg, fg)
+
+    def _restyle_items(self, bg: QColor, fg: QColor) -> None:
+        """Colour what this plot adds beyond background, axes and title."""
+
+
+class PlotPanel(_ThemedPlot):
+    """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
 
     def __init__(self, object_name: str, title: str, x_label: str, y_label: str, *, log_y: bool = False,
                  legend_columns: int = 3, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
         self.setObjectName(object_name)
         self.export_name = object_name
-        self._theme: tuple | None = None
         self._bg, self._fg, _ = theme_colors()
         self.setBackground(self._bg)
         self.ci.setContentsMargins(4, 4, 4, 4)
@@ -288,19 +326,9 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.restyle()
 
     # ---------------------------------------------------------------- theme
-    def restyle(self, force: bool = False) -> None:
-        """Take the background, text and muted colours from the application palette: background,
-        axes, labels, title, legend text, hover read-out; near-black curves are lightened on dark."""
-        bg, fg, _ = theme_colors()
-        key = (bg.rgba(), fg.rgba())
-        if key == self._theme and not force:
-            return
-        self._theme = key
-        self._bg, self._fg = bg, fg
-        self.setBackground(bg)
-        item = self.plot_item
-        _color_axes((item.getAxis("left"), item.getAxis("bottom")), fg)
-        item.setTitle(_title_html(self._title, fg))
+    def _restyle_items(self, bg: QColor, fg: QColor) -> None:
+        """Legend text, hover read-out, curves and legend samples; near-black ones are lightened
+        on a dark background."""
         self.legend.setLabelTextColor(fg)
         self.readout.setColor(fg)
         fill = QColor(bg)
@@ -322,18 +350,13 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
             sample.setPen(pg.mkPen(_legible(QColor("#555555"), bg), width=1.5, style=sample.opts["pen"].style()))
         self.legend.update()
 
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() in _PALETTE_EVENTS and self._styled:
-            self.restyle()
-
     # ---------------------------------------------------------------- drawing
     def set_axis_label(self, y_label: str) -> None:
         if self.y_label() != y_label:   # setting it re-lays the plot out: only on change
             self.plot_item.setLabel("left", y_label, color=self._fg.name())
 
     def set_title(self, title: str) -> None:
-        if getattr(self, "_title", None) != title:
+        if self._title != title:
             self._title = title
             self.plot_item.setTitle(_title_html(title, self._fg))
 
@@ -495,24 +518,21 @@ class PlotPanel(pg.GraphicsLayoutWidget, _Exportable):
         return path
 
 
-class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
+class HeatmapPanel(_ThemedPlot):
     """Gradient norms as an image: one row per layer (first layer at the top), one column per emit,
     colour = log10 of the L2 norm. A dark first row means the gradient does not reach that layer."""
 
     MAX_COLUMNS = 1500
-    _styled = False   # restyle on palette changes only once built
     TITLE = "Gradient norm per layer (log10 ‖∇‖₂)"
+    _title = TITLE
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
         self.setObjectName("gradNormHeatmap")
         self.export_name = "gradNormHeatmap"
-        self._theme: tuple | None = None
         self._bg, self._fg, _ = theme_colors()
-        self.setBackground(self._bg)
         self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
         item = self.plot_item
-        item.setTitle(_title_html(self.TITLE, self._fg))
         item.setLabel("bottom", "step", color=self._fg.name())
         item.setLabel("left", "layer", color=self._fg.name())
         _style_axes(item)
@@ -524,9 +544,7 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
         self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap, label="log10 ‖∇‖₂",
                                         interactive=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
-        bar_axis = self.colorbar.getAxis("right")
-        bar_axis.setTextPen(pg.mkPen(self._fg))
-        bar_axis.setLabel("log10 ‖∇‖₂", color=self._fg.name())
+        self.colorbar.getAxis("right").setLabel("log10 ‖∇‖₂")
         self.matrix = np.zeros((0, 0))
         self.steps = np.zeros(0)
         self.layers: list[str] = []
@@ -535,27 +553,12 @@ class HeatmapPanel(pg.GraphicsLayoutWidget, _Exportable):
         self._styled = True
         self.restyle()
 
-    def restyle(self, force: bool = False) -> None:
-        """Background, axes, labels, title and colour-bar text from the application palette."""
-        bg, fg, _ = theme_colors()
-        key = (bg.rgba(), fg.rgba())
-        if key == self._theme and not force:
-            return
-        self._theme = key
-        self._bg, self._fg = bg, fg
-        self.setBackground(bg)
-        item = self.plot_item
-        _color_axes((item.getAxis("left"), item.getAxis("bottom")), fg)
-        item.setTitle(_title_html(self.TITLE, fg))
+    def _restyle_items(self, bg: QColor, fg: QColor) -> None:
+        """The colour bar's tick text and label."""
         bar_axis = self.colorbar.getAxis("right")
         bar_axis.setTextPen(pg.mkPen(fg))
         bar_axis.labelStyle = {**bar_axis.labelStyle, "color": fg.name()}
         bar_axis._updateLabel()
-
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() in _PALETTE_EVENTS and self._styled:
-            self.restyle()
 
     def set_data(self, layers: Sequence[str], steps: np.ndarray, norms: np.ndarray) -> None:
         """``norms`` has shape (layers, emits); columns are max-pooled to at most MAX_COLUMNS."""
@@ -660,10 +663,8 @@ class GradNormPanel(QWidget):
         return self.stack.currentWidget()  # type: ignore[return-value]
 
 
-class DepthPanel(QWidget):
+class DepthPanel(_FollowsTheme, QWidget):
     """``depthPlot``: raw w and ⌈w⌉ of every InfiniteDepth layer, or a note when there is none."""
-
-    _styled = False   # restyle on palette changes only once built
 
     NOTE = "This model has no InfiniteDepth layer"
 
@@ -692,11 +693,6 @@ class DepthPanel(QWidget):
         if self.note.styleSheet() != sheet:
             self.note.setStyleSheet(sheet)
         self.plot.restyle(force)
-
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() in _PALETTE_EVENTS and self._styled:
-            self.restyle()
 
     def set_has_depth(self, has: bool) -> None:
         self.stack.setCurrentWidget(self.plot if has else self.note)
