@@ -541,7 +541,7 @@ class HeatmapPanel(_ThemedPlot):
         item.addItem(self.image)
         self.colormap = pg.colormap.get("viridis")
         self.image.setColorMap(self.colormap)
-        self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap, label="log10 ‖∇‖₂",
+        self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap,
                                         interactive=False, width=14)
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.colorbar.getAxis("right").setLabel("log10 ‖∇‖₂")
