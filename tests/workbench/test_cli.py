@@ -20,12 +20,7 @@ from workbench.spec import preset_to_dict, save_preset
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_preset_file(tmp_path: Path, name="tiny.json", **train) -> Path:
