@@ -22,7 +22,7 @@ from workbench.spec import Problem, SpecError, unknown_key_problem
 
 __all__ = [
     "ParamSpec", "LayerEntry", "BuildContext", "ShapeError", "FAMILIES", "REGISTRY", "get_entry",
-    "entries_by_family", "default_params", "resolve_params", "check_params", "shape_str", "torch_glue",
+    "entries_by_family", "default_params", "resolve_params", "check_params", "shape_str",
 ]
 
 Shape = tuple[int, ...]
@@ -254,57 +254,6 @@ def _vector_same(type_name: str) -> Callable[[Shape, dict[str, Any], BuildContex
         _need_vector(type_name, in_shape)
         return in_shape
     return rule
-
-
-# --------------------------------------------------------------------------------- torch-side glue
-_GLUE: Any = None
-
-
-def torch_glue() -> Any:
-    """Small torch modules the registry and spec need (defined on first use so that importing the
-    registry does not import torch): ``Abs``, ``Residual``, ``SpecModel``."""
-    global _GLUE
-    if _GLUE is not None:
-        return _GLUE
-    import types
-
-    import torch
-    from torch import nn
-
-    class Abs(nn.Module):
-        """Element-wise absolute value |x| (the HanNet non-linearity after its first Linear)."""
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.abs(x)
-
-    class Residual(nn.Module):
-        """y = body(x) + skip(x); skip is the identity or a 1×1 conv / linear projection."""
-
-        def __init__(self, body: nn.Module, skip: nn.Module) -> None:
-            super().__init__()
-            self.body = body
-            self.skip = skip
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.body(x) + self.skip(x)
-
-    class SpecModel(nn.Sequential):
-        """The model built from a preset: top-level children named ``"0_ZConv2d"``, ``"1_SoftPool2d"``, …
-
-        ``layer_types`` lists each child's registry type; ``input_shape`` is one sample's shape."""
-
-        def __init__(self, named: "list[tuple[str, nn.Module]]", layer_types: "list[str]",
-                     input_shape: "tuple[int, ...]") -> None:
-            from collections import OrderedDict
-            super().__init__(OrderedDict(named))
-            self.layer_types = list(layer_types)
-            self.input_shape = tuple(input_shape)
-
-    for cls in (Abs, Residual, SpecModel):
-        cls.__qualname__ = cls.__name__
-        cls.__module__ = __name__
-    _GLUE = types.SimpleNamespace(Abs=Abs, Residual=Residual, SpecModel=SpecModel)
-    return _GLUE
 
 
 # -------------------------------------------------------------------------------------- the entries
@@ -685,12 +634,17 @@ def _nn(name: str) -> Callable[[], Any]:
     return make
 
 
+def _abs() -> Any:
+    from layers.basic import Abs
+    return Abs()
+
+
 _simple("ReLU", "Rectified linear unit (an activation: for baselines)", "y = max(0, x)", _nn("ReLU"))
 _simple("Tanh", "Hyperbolic tangent (an activation: for baselines)", "y = tanh x", _nn("Tanh"))
 _simple("GELU", "Gaussian error linear unit (an activation: for baselines)", "y = x Φ(x)", _nn("GELU"))
 _simple("Identity", "Pass the input through unchanged", "y = x", _nn("Identity"))
 _simple("Abs", "Element-wise absolute value (HanNet's non-linearity after its first Linear)", "y = |x|",
-        lambda: torch_glue().Abs(), paper=_HAN_PAPER)
+        _abs, paper=_HAN_PAPER)
 
 
 # Containers ------------------------------------------------------------------------------------------
@@ -723,6 +677,8 @@ def _residual_plan(s: Shape, p: dict, ctx: BuildContext) -> tuple[Shape, str, in
 
 def _residual_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from torch import nn
+
+    from layers.basic import Residual
     out, kind, stride = _residual_plan(s, p, ctx)
     body = ctx.build_sequence(ctx.body, s)
     if kind == "identity":
@@ -731,7 +687,7 @@ def _residual_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
         skip = nn.Linear(s[0], out[0], bias=False)
     else:
         skip = nn.Conv2d(s[0], out[0], 1, stride=stride, bias=False)
-    return torch_glue().Residual(body, skip)
+    return Residual(body, skip)
 
 
 _entry("Residual", "Containers", "Body plus a skip connection (identity, or a 1×1 conv / linear projection "

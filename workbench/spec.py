@@ -26,7 +26,7 @@ from .fileio import atomic_write_text
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "Problem", "SpecError", "LayerSpec", "ModelSpec", "TaskSpec", "TrainSpec",
-    "MonitorSpec", "Preset", "LayerShape", "ShapeReport", "SpecModel", "upgrade", "preset_from_dict",
+    "MonitorSpec", "Preset", "LayerShape", "ShapeReport", "upgrade", "preset_from_dict",
     "preset_to_dict", "loads_preset", "dumps_preset", "load_preset", "save_preset", "validate",
     "infer_shapes", "build_model", "layer_names", "layer_name", "layer_path", "unknown_key_problem",
 ]
@@ -795,7 +795,7 @@ def build_model(p: Preset) -> Any:
     Raises :class:`SpecError` listing every problem if ``p`` is invalid. Layers with
     ``"trainable": false`` have ``requires_grad`` False on all their parameters."""
     from workbench.catalog import dataset_info
-    from workbench.registry import torch_glue
+    from workbench.model import SpecModel
 
     problems = validate(p)
     if problems:
@@ -804,4 +804,4 @@ def build_model(p: Preset) -> Any:
     walker = _Walker(info.output_dim, [])
     modules, _ = walker.build_list(p.model.layers, tuple(info.input_shape), "model")
     named = [(layer_name(i, layer), module) for i, (layer, module) in enumerate(zip(p.model.layers, modules))]
-    return torch_glue().SpecModel(named, [layer.type for layer in p.model.layers], tuple(info.input_shape))
+    return SpecModel(named, [layer.type for layer in p.model.layers], tuple(info.input_shape))
