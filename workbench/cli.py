@@ -290,7 +290,10 @@ def _train(args: argparse.Namespace) -> int:
     else:
         root = args.out if args.out is not None else default_runs_root()
         _writable_root(root)
-        run_dir = new_run_dir(root, preset.name, create=False)
+        try:
+            run_dir = new_run_dir(root, preset.name)  # reserved: no other run can take this folder
+        except (OSError, RuntimeError) as exc:
+            raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
 
     print(f"run folder: {run_dir}", flush=True)
     trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .events import RunSummary
-from .fileio import atomic_write_text
+from .fileio import atomic_write, atomic_write_text
 
 __all__ = [
     "default_runs_root",
@@ -72,17 +72,14 @@ def slugify(text: str, max_len: int = 40) -> str:
     return (slug[:max_len].rstrip("-")) or "run"
 
 
-def new_run_dir(root: Path | str, preset_name: str, *, create: bool = True) -> Path:
-    """A fresh ``<root>/<YYYYmmdd-HHMMSS>-<slug>`` (``-2``, ``-3``... if taken), created unless
-    ``create`` is False (then the trainer creates it when training starts)."""
+def new_run_dir(root: Path | str, preset_name: str) -> Path:
+    """Reserve and create a fresh ``<root>/<YYYYmmdd-HHMMSS>-<slug>`` (``-2``, ``-3``... if taken).
+
+    The folder is claimed by ``mkdir`` itself (no ``exist_ok``), which the OS makes atomic: of two
+    processes that want the same name in the same second, one gets it and the other the next
+    suffix, so two runs never share a folder."""
     root = Path(root)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slugify(preset_name)}"
-    if not create:
-        for i in range(1, 10_000):
-            path = root / (base if i == 1 else f"{base}-{i}")
-            if not path.exists():
-                return path
-        raise RuntimeError(f"could not find a free run folder name under {root}")
     root.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         path = root / (base if i == 1 else f"{base}-{i}")
@@ -219,13 +216,11 @@ def checkpoint_path(run_dir: Path | str, which: str = "last") -> Path:
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
-    """``torch.save`` to a temp file and rename, so a crash keeps the previous checkpoint."""
+    """``torch.save`` to a fresh temp file and rename (:func:`workbench.fileio.atomic_write`), so a
+    crash keeps the previous checkpoint and two writers never share a temp file."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: torch.save(dict(state), handle))
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:

@@ -223,3 +223,59 @@ def test_sigkilled_run_leaves_readable_metrics_and_resumes(tmp_path, capsys):
     assert epochs == list(range(done + 1))  # no duplicates from the killed tail, nothing torn
     steps = [r["step"] for r in read_metrics(run) if r["kind"] == "metrics"]
     assert steps == sorted(steps) and 99999 not in steps
+
+
+# -------------------------------------------------------------------------------- concurrent runs
+# Runs `main.py train` with every process wanting the same folder name (the clock is frozen) and
+# all of them past new_run_dir before any trains: the race of D1 made certain, not left to chance.
+_SYNCED_TRAIN = r'''
+import os, sys, time
+from pathlib import Path
+import workbench.runs as runs
+barrier, n = Path(sys.argv[1]), int(sys.argv[2])
+time.strftime = lambda fmt, *a: "20990101-000000"
+real = runs.new_run_dir
+def synced(*args, **kwargs):
+    path = real(*args, **kwargs)
+    (barrier / str(os.getpid())).touch()
+    deadline = time.monotonic() + 120
+    while len(os.listdir(barrier)) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path
+runs.new_run_dir = synced
+from workbench.cli import main
+sys.exit(main(sys.argv[3:]))
+'''
+
+
+def test_concurrent_trainings_of_one_preset_get_their_own_folders(tmp_path):
+    n, epochs = 3, 3
+    root, barrier = tmp_path / "runs", tmp_path / "barrier"
+    barrier.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-c", _SYNCED_TRAIN, str(barrier), str(n), "train", "z-digits",
+                               "--epochs", str(epochs), "--device", "cpu", "--quiet", "--out", str(root)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            outputs.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [code for code, _, _ in outputs] == [0] * n, [err[-2000:] for _, _, err in outputs]
+    folders = [Path(out.splitlines()[0].split("run folder: ", 1)[1]) for _, out, _ in outputs]
+    assert len(set(folders)) == n and sorted(folders) == sorted(p for p in root.iterdir())
+    for run in folders:
+        lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]             # no torn or interleaved line
+        assert [r["epoch"] for r in records if r["kind"] == "epoch"] == list(range(epochs))
+        steps = [r["step"] for r in records if r["kind"] == "metrics"]
+        assert steps == sorted(set(steps))
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["epochs_completed"] == epochs
+        assert summary["run_dir"] == str(run)
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
