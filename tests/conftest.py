@@ -61,3 +61,52 @@ def mnist_root() -> Path:
     if path is None:
         pytest.skip("real MNIST IDX files not found beside the repository (../shared/data/mnist); set AFWB_TEST_MNIST")
     return path
+
+
+# Damaged run folders as the tester found them (reliability report, D2): file name, content, and a
+# piece of the reason the runs list must give. Every one of these stopped `runs` or the app.
+DAMAGED_RUN_FILES = {
+    "summary-list": ("summary.json", "[]", "must be a JSON object"),
+    "summary-string": ("summary.json", '"finished"', "must be a JSON object"),
+    "summary-deep": ("summary.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "run-json-deep": ("run.json", "[" * 3_000 + "]" * 3_000, "nested too deeply"),
+    "run-json-list": ("run.json", "[]", "must hold a JSON object"),
+    "accuracy-text": ("summary.json", {"best_val_accuracy": "high"}, "best_val_accuracy must be a number"),
+    "accuracy-list": ("summary.json", {"best_val_accuracy": [1]}, "best_val_accuracy must be a number"),
+    "seconds-text": ("summary.json", {"seconds": "abc"}, "seconds must be a number"),
+    "depth-list": ("summary.json", {"learned_depth": [1, 2]}, "learned_depth must be an object"),
+    "depth-text": ("summary.json", {"learned_depth": {"a": "x"}}, "learned_depth.a must be a number"),
+    "status-number": ("summary.json", {"status": 5, "preset_name": None}, "status must be one of"),
+    "huge-number": ("summary.json", {"steps": 1, "seconds": 10**400}, "seconds is too large"),
+    "summary-binary": ("summary.json", b"\xff\xfe\x00garbage", "is not UTF-8"),
+}
+
+
+@pytest.fixture
+def make_damaged_runs():
+    """``make(root) -> {folder: reason fragment}``: one good run plus every kind of damaged run of
+    :data:`DAMAGED_RUN_FILES` under ``root`` (each with a good preset.json)."""
+    import json
+
+    from workbench.events import RunSummary
+    from workbench.presets import load_builtin
+    from workbench.spec import save_preset
+
+    def make(root: Path) -> dict[Path, str]:
+        good = RunSummary(status="finished", preset_name="good", task="classification", device="cpu",
+                          epochs_completed=2, steps=20, seconds=3.0, best_val_accuracy=0.9, best_epoch=1).to_dict()
+        out: dict[Path, str] = {}
+        for name, (file, content, reason) in [("good", ("summary.json", {}, "")), *DAMAGED_RUN_FILES.items()]:
+            run = root / f"20990101-000000-{name}"
+            run.mkdir(parents=True)
+            save_preset(load_builtin("z-digits"), run / "preset.json")
+            (run / "summary.json").write_text(json.dumps(good))
+            if isinstance(content, dict):
+                content = json.dumps({**good, **content})
+            if isinstance(content, str):
+                content = content.encode("utf-8")
+            (run / file).write_bytes(content)
+            out[run] = reason
+        return out
+
+    return make

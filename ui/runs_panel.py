@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QSignalBlocker, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QPushButton, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QMessageBox, QPushButton, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.events import RunSummary
 from ui.status_widgets import format_eta
@@ -42,12 +42,15 @@ class RunEntry:
     preset: Any = None
     summary: RunSummary | None = None
     live: bool = False
+    problems: tuple[str, ...] = ()
 
 
-def summary_columns(summary: RunSummary | None, live: bool = False) -> tuple[str, str, str, str]:
-    """Status, best validation figure, time and learned depth as short texts."""
+def summary_columns(summary: RunSummary | None, live: bool = False,
+                    problems: tuple[str, ...] = ()) -> tuple[str, str, str, str]:
+    """Status, best validation figure, time and learned depth as short texts (status ``damaged``
+    for a run whose summary.json cannot be read: ``problems`` says why)."""
     if summary is None:
-        return ("training" if live else "?"), "", "", ""
+        return ("training" if live else "damaged" if problems else "?"), "", "", ""
     status = "training" if live and summary.status == "running" else summary.status
     best = ""
     if summary.best_val_accuracy is not None:
@@ -59,6 +62,13 @@ def summary_columns(summary: RunSummary | None, live: bool = False) -> tuple[str
     seconds = format_eta(summary.seconds) if summary.seconds else ""
     depth = ", ".join(f"{w:.2f}" for w in summary.learned_depth.values()) if summary.learned_depth else ""
     return status, best, seconds, depth
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS error as its text and file (``[Errno 13] ...`` without the code), else ``str(exc)``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _tooltip(entry: RunEntry) -> str:
@@ -79,6 +89,7 @@ def _tooltip(entry: RunEntry) -> str:
             lines.append(f"learned depth {name}: w = {w:.3f}")
         if s.message:
             lines.append(f"{s.message} {s.hint}".strip())
+    lines.extend(f"damaged: {problem}" for problem in entry.problems)
     return "\n".join(lines)
 
 
@@ -162,7 +173,8 @@ class RunsPanel(QWidget):
         if run_id in self.entries:
             return None
         label = getattr(record, "name", None) or getattr(record, "label", "") or Path(record.path).name
-        entry = RunEntry(run_id, str(label), Path(record.path), record.preset, record.summary)
+        entry = RunEntry(run_id, str(label), Path(record.path), record.preset, record.summary,
+                         problems=tuple(getattr(record, "problems", ())))
         self._insert(entry, checked=False)
         return entry
 
@@ -203,7 +215,7 @@ class RunsPanel(QWidget):
         if item is None:
             return
         with QSignalBlocker(self.tree):
-            texts = (entry.label,) + summary_columns(entry.summary, entry.live)
+            texts = (entry.label,) + summary_columns(entry.summary, entry.live, entry.problems)
             for c, text in enumerate(texts):
                 item.setText(c, text)
                 item.setToolTip(c, _tooltip(entry))
@@ -261,9 +273,13 @@ class RunsPanel(QWidget):
         label = ask_text("Rename run", "New name for this run:", entry.label)
         if label is None or not label.strip():
             return False
-        from workbench.runs import rename_run
+        from workbench.runs import NotARunDir, rename_run
 
-        rename_run(entry.path, label.strip())
+        try:
+            rename_run(entry.path, label.strip())
+        except (OSError, NotARunDir) as exc:
+            self._tell("Cannot rename run", f"The run “{entry.label}” could not be renamed: {_reason(exc)}")
+            return False
         entry.label = label.strip()
         self._refresh_item(entry)
         self.run_renamed.emit(entry.run_id, entry.label)
@@ -279,9 +295,13 @@ class RunsPanel(QWidget):
                               "Its checkpoints and metrics are removed from disk.", ("Delete", "Cancel"))
         if answer != "Delete":
             return False
-        from workbench.runs import delete_run
+        from workbench.runs import NotARunDir, delete_run
 
-        delete_run(entry.path)
+        try:
+            delete_run(entry.path)
+        except (OSError, NotARunDir) as exc:
+            self._tell("Cannot delete run", f"The run “{entry.label}” could not be deleted: {_reason(exc)}")
+            return False
         self.remove(entry.run_id)
         self.run_deleted.emit(entry.run_id)
         return True
@@ -307,6 +327,14 @@ class RunsPanel(QWidget):
             return False
         self.open_url(QUrl.fromLocalFile(str(entry.path)))
         return True
+
+    def _tell(self, title: str, text: str) -> None:
+        """Show why an action failed (through the window's ``ask``, else a message box); the list is
+        left as it was."""
+        if self.ask is not None:
+            self.ask(title, text, ("OK",))
+        else:
+            QMessageBox.warning(self, title, text)
 
     def _dialog_text(self, title: str, label: str, default: str) -> str | None:
         text, ok = QInputDialog.getText(self, title, label, text=default)

@@ -239,10 +239,16 @@ class TrainingController(QObject):
         from workbench.runs import default_runs_root
 
         try:
-            return self.runs_panel.refresh_from_disk(default_runs_root())
+            added = self.runs_panel.refresh_from_disk(default_runs_root())
         except OSError as exc:
             self.window.statusBar().showMessage(f"Cannot read the runs folder: {exc}", 10000)
             return 0
+        damaged = sum(1 for entry in self.runs_panel.entries.values() if entry.problems)
+        if damaged:
+            self.window.statusBar().showMessage(
+                f"{damaged} run{'s are' if damaged > 1 else ' is'} damaged in {default_runs_root()}: "
+                "hover a run in the Runs list for the reason", 15000)
+        return added
 
     def _on_visibility(self, run_ids: list) -> None:
         for run_id in run_ids:

@@ -464,8 +464,9 @@ def _runs(args: argparse.Namespace) -> int:
     rows = []
     for rec in records:
         s = rec.summary
+        problem = "; ".join(rec.problems)
         if s is None:
-            rows.append([rec.path.name, rec.name, "?", "", "", ""])
+            rows.append([rec.path.name, rec.name, rec.status, "", "", "", problem])
             continue
         if s.best_val_accuracy is not None:
             best = f"{100 * s.best_val_accuracy:.2f}%"
@@ -473,6 +474,9 @@ def _runs(args: argparse.Namespace) -> int:
             best = f"RMSE {s.best_val_rmse:.4g}"
         else:
             best = ""
-        rows.append([rec.path.name, rec.name, s.status, str(s.epochs_completed), best, f"{s.seconds:.1f}"])
-    print(_table(rows, ["folder", "name", "status", "epochs", "best val", "seconds"]))
+        rows.append([rec.path.name, rec.name, rec.status, str(s.epochs_completed), best, f"{s.seconds:.1f}", problem])
+    headers = ["folder", "name", "status", "epochs", "best val", "seconds", "problem"]
+    if not any(rec.problems for rec in records):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    print(_table(rows, headers))
     return 0

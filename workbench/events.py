@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Union, get_args
 
 TaskKind = Literal["classification", "regression"]
 RunStatus = Literal["running", "finished", "stopped", "failed"]
@@ -57,9 +57,68 @@ class RunSummary:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunSummary":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any) -> "RunSummary":
+        """The summary in ``data`` (a parsed ``summary.json``), every field checked against its type.
+
+        Unknown keys are ignored and missing ones take their defaults; anything else that does not
+        fit (not an object, a string where a number belongs, an unknown status) raises
+        :class:`ValueError` naming the field, so no caller ever formats a value of the wrong type."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a run summary must be a JSON object, got {_short(data)}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                kwargs[f.name] = _typed(f.name, data[f.name], str(f.type))
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{f.name} is missing")
+        return cls(**kwargs)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a damaged file may hold megabytes)."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(name: str, value: Any, null: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number{null}, got {_short(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a number: {_short(value)}") from None
+
+
+def _typed(name: str, value: Any, annotation: str) -> Any:
+    """``value`` checked (and ints made floats) for a field annotated ``annotation``."""
+    null = ""
+    if annotation.endswith(" | None"):
+        if value is None:
+            return None
+        annotation, null = annotation[: -len(" | None")], " or null"
+    choices = {"RunStatus": RunStatus, "TaskKind": TaskKind}.get(annotation)
+    if choices is not None:
+        allowed = get_args(choices)
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {_short(value)}")
+        return value
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string{null}, got {_short(value)}")
+        return value
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number{null}, got {_short(value)}")
+        return value
+    if annotation == "float":
+        return _number(name, value, null)
+    if annotation == "Mapping[str, float]":
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be an object of numbers, got {_short(value)}")
+        return {str(k): _number(f"{name}.{k}", v) for k, v in value.items()}
+    raise TypeError(f"RunSummary.{name}: no check for {annotation}")  # a new field needs one
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,19 @@ def _read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+def _json_problem(name: str, exc: BaseException) -> str:
+    """Why a run file could not be read, in one line."""
+    if isinstance(exc, RecursionError):
+        return f"{name} is nested too deeply to read"
+    if isinstance(exc, OSError):
+        return f"{name} cannot be read: {exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{name} is not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    return f"{name}: {exc}"
+
+
 def read_metrics(path: Path | str) -> list[dict[str, Any]]:
     """All complete records of ``metrics.jsonl`` (``path`` = run folder or the file). A torn or
     unparsable line (a run killed mid-write) is skipped; nothing raises for a partial file."""
@@ -124,21 +137,35 @@ def read_metrics(path: Path | str) -> list[dict[str, Any]]:
     return out
 
 
-def read_summary(path: Path | str) -> RunSummary | None:
+def _load_summary(path: Path) -> tuple[RunSummary | None, str | None]:
+    """(summary, None), (None, None) when there is no summary.json, or (None, why it is damaged)."""
+    file = path / SUMMARY_FILE
+    if not file.exists():
+        return None, None
     try:
-        return RunSummary.from_dict(_read_json(Path(path) / SUMMARY_FILE))
-    except (OSError, ValueError, TypeError):
-        return None
+        return RunSummary.from_dict(_read_json(file)), None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: also RunSummary's type checks
+        return None, _json_problem(SUMMARY_FILE, exc)
+
+
+def read_summary(path: Path | str) -> RunSummary | None:
+    """The run's summary; None when summary.json is missing or damaged (see :func:`load_run`)."""
+    return _load_summary(Path(path))[0]
 
 
 @dataclass
 class RunRecord:
-    """One run folder as the runs list shows it. ``preset`` is the parsed preset (None if unreadable)."""
+    """One run folder as the runs list shows it. ``preset`` is the parsed preset (None if unreadable).
+
+    ``problems`` says, one line each, what is damaged in the folder (an unreadable summary.json,
+    run.json or preset.json); such a run is still listed, with :attr:`status` ``"damaged"`` when
+    its summary is the part that is lost."""
 
     path: Path
     preset: Any | None
     summary: RunSummary | None
     label: str = ""
+    problems: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -146,49 +173,89 @@ class RunRecord:
             return self.label
         if self.summary is not None and self.summary.preset_name:
             return self.summary.preset_name
+        if self.preset is not None and getattr(self.preset, "name", ""):
+            return str(self.preset.name)
         return self.path.name
+
+    @property
+    def status(self) -> str:
+        """The summary's status; ``"damaged"`` when summary.json cannot be used, ``"?"`` when absent."""
+        if self.summary is not None:
+            return self.summary.status
+        return "damaged" if self.problems else "?"
 
 
 def _is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / SUMMARY_FILE).exists() or (path / PRESET_FILE).exists())
 
 
+def _load_label(path: Path) -> tuple[str, str | None]:
+    file = path / RUN_FILE
+    if not file.exists():
+        return "", None
+    try:
+        data = _read_json(file)
+    except (OSError, ValueError, RecursionError) as exc:
+        return "", _json_problem(RUN_FILE, exc)
+    if not isinstance(data, dict):
+        return "", f"{RUN_FILE} must hold a JSON object, got a {type(data).__name__}"
+    label = data.get("label", "")
+    if not isinstance(label, str):
+        return "", f"{RUN_FILE}: label must be a string, got a {type(label).__name__}"
+    return label, None
+
+
 def load_run(path: Path | str) -> RunRecord:
-    """Read one run folder (preset, summary, label); missing parts are None/empty."""
+    """Read one run folder (preset, summary, label); missing parts are None/empty, damaged parts
+    are None/empty with the reason in ``problems``. Raises only :class:`NotARunDir`."""
     path = Path(path)
     if not _is_run_dir(path):
         raise NotARunDir(f"{path} is not a run folder (no {SUMMARY_FILE} or {PRESET_FILE})")
+    problems: list[str] = []
+    summary, why = _load_summary(path)
+    if why:
+        problems.append(why)
+    label, why = _load_label(path)
+    if why:
+        problems.append(why)
     preset = None
     if (path / PRESET_FILE).exists():
         try:
             from .spec import load_preset
 
             preset = load_preset(path / PRESET_FILE)
-        except Exception:  # an unreadable preset still lists the run
-            preset = None
-    label = ""
-    try:
-        label = str(_read_json(path / RUN_FILE).get("label", ""))
-    except (OSError, ValueError, AttributeError):
-        pass
-    return RunRecord(path=path, preset=preset, summary=read_summary(path), label=label)
+        except Exception as exc:  # noqa: BLE001 - an unreadable preset still lists the run
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            problems.append(f"{PRESET_FILE} cannot be used: {first}")
+    return RunRecord(path=path, preset=preset, summary=summary, label=label, problems=tuple(problems))
 
 
 def list_runs(root: Path | str | None = None) -> list[RunRecord]:
-    """Every run folder directly under ``root`` (default :func:`default_runs_root`), newest first."""
+    """Every run folder directly under ``root`` (default :func:`default_runs_root`), newest first.
+
+    A folder that cannot be read is listed with the reason in ``problems``; only an unreadable
+    ``root`` itself raises (``OSError``)."""
     root = Path(root) if root is not None else default_runs_root()
     if not root.is_dir():
         return []
     records = []
     for child in sorted(root.iterdir(), key=lambda p: p.name, reverse=True):
-        if _is_run_dir(child):
-            records.append(load_run(child))
+        try:
+            if _is_run_dir(child):
+                records.append(load_run(child))
+        except Exception as exc:  # noqa: BLE001 - one bad folder never hides the others
+            records.append(RunRecord(path=child, preset=None, summary=None,
+                                     problems=(f"the folder cannot be read: {type(exc).__name__}: {exc}",)))
     return records
 
 
 def delete_run(path: Path | str) -> None:
-    """Remove a run folder. Refuses folders that are not run folders."""
+    """Remove a run folder. Refuses folders that are not run folders, and symbolic links (whose
+    target is not ours to remove)."""
     path = Path(path)
+    if path.is_symlink():
+        raise NotARunDir(f"refusing to delete {path}: it is a symbolic link to {os.readlink(path)}, not a run "
+                         "folder of the runs list; remove the link yourself if it is no longer wanted")
     if not _is_run_dir(path):
         raise NotARunDir(f"refusing to delete {path}: not a run folder")
     shutil.rmtree(path)
@@ -201,8 +268,9 @@ def rename_run(path: Path | str, new_label: str) -> None:
         raise NotARunDir(f"{path} is not a run folder")
     data: dict[str, Any] = {}
     try:
-        data = dict(_read_json(path / RUN_FILE))
-    except (OSError, ValueError, TypeError):
+        found = _read_json(path / RUN_FILE)
+        data = found if isinstance(found, dict) else {}
+    except (OSError, ValueError, RecursionError):  # absent or damaged: a fresh run.json
         pass
     data["label"] = str(new_label)
     write_json_atomic(path / RUN_FILE, data)

@@ -124,3 +124,46 @@ def test_labels_from_run_json_and_summary_columns(panel, tmp_path) -> None:
     assert summary_columns(None, live=True)[0] == "training"
     s = RunSummary("finished", "p", "regression", "cpu", best_val_rmse=0.1234, seconds=3.0)
     assert summary_columns(s)[1:3] == ("RMSE 0.1234", "3s")
+
+
+# -------------------------------------------------------------------------------- damaged runs
+def test_app_starts_and_lists_damaged_runs_with_the_reason(make_window, make_damaged_runs, qtbot) -> None:
+    from workbench.runs import default_runs_root
+    from ui.training_controller import install_training
+
+    made = make_damaged_runs(default_runs_root())
+    window = make_window()
+    controller = install_training(window)           # what the app does at start (refresh_runs)
+    panel = controller.runs_panel
+    assert set(panel.entries) == {str(p) for p in made}
+    for path, reason in made.items():
+        item = panel._item(str(path))
+        if "run-json" in path.name or not reason:
+            assert item.text(1) == "finished"
+        else:
+            assert item.text(1) == "damaged"
+        assert reason in item.toolTip(1)
+    for path in made:                               # checking each loads its curves (none for most)
+        panel.set_checked(str(path), True)
+    assert controller.dashboard.has_run(str(next(iter(made))))
+    assert "damaged" in window.statusBar().currentMessage()
+
+
+def test_failed_delete_or_rename_says_why_and_changes_nothing(panel, tmp_path) -> None:
+    root, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    target = make_run(elsewhere, "alpha")
+    link = root / "linked-run"
+    root.mkdir()
+    link.symlink_to(target, target_is_directory=True)
+    panel.refresh_from_disk(root)
+    panel.select(str(link))
+    panel.answers.append("Delete")
+    assert not panel.delete_selected()
+    title, text, buttons = panel.asked[-1]
+    assert title == "Cannot delete run" and "symbolic link" in text and buttons == ("OK",)
+    assert link.is_symlink() and (target / "preset.json").exists() and panel.tree.topLevelItemCount() == 1
+    (target / "run.json").mkdir()                    # run.json cannot be replaced: the rename fails
+    assert not panel.rename_selected()
+    title, text, _ = panel.asked[-1]
+    assert title == "Cannot rename run" and "run.json" in text
+    assert panel.tree.topLevelItem(0).text(0) == "alpha"

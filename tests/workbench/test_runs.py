@@ -96,3 +96,38 @@ def test_disabled_writer_writes_nothing(tmp_path):
     w.save("last", {"x": 1})
     w.close()
     assert not w.enabled
+
+
+# -------------------------------------------------------------------------------- damaged folders
+def test_damaged_run_folders_are_listed_with_the_reason(tmp_path, make_damaged_runs, capsys):
+    from workbench import cli
+
+    made = make_damaged_runs(tmp_path)
+    records = {rec.path: rec for rec in list_runs(tmp_path)}
+    assert set(records) == set(made)
+    for path, reason in made.items():
+        rec = records[path]
+        if not reason:
+            assert rec.status == "finished" and rec.problems == () and rec.summary.best_val_accuracy == 0.9
+            continue
+        assert any(reason in p for p in rec.problems), (path.name, rec.problems)
+        if "run-json" in path.name:       # only the label is lost
+            assert rec.status == "finished" and rec.label == "" and rec.preset is not None
+        else:
+            assert rec.status == "damaged" and rec.summary is None and rec.preset is not None
+    assert cli.main(["runs", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for path, reason in made.items():
+        line = next(line for line in out.splitlines() if line.startswith(path.name))
+        assert reason in line and (" damaged " in line) == (records[path].status == "damaged")
+
+
+def test_run_summary_from_dict_checks_every_type():
+    good = _summary(best_val_accuracy=0.5, best_epoch=1, learned_depth={"d": 2}, seconds=3)
+    again = RunSummary.from_dict(good.to_dict())
+    assert again == good and isinstance(again.seconds, float) and isinstance(again.learned_depth["d"], float)
+    for bad in ([], "x", {**good.to_dict(), "steps": 1.5}, {**good.to_dict(), "best_epoch": True},
+                {**good.to_dict(), "task": "poetry"}, {"status": "finished"}):
+        with pytest.raises(ValueError):
+            RunSummary.from_dict(bad)
+    assert RunSummary.from_dict({**good.to_dict(), "unknown": 1}) == good
