@@ -250,14 +250,18 @@ def summary_line(summary: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .runs import checkpoint_path, default_runs_root, new_run_dir
+    from .runs import checkpoint_path, default_runs_root, new_run_dir, run_is_live
     from .trainer import Trainer
 
     resume = None
     if args.resume is not None:
         resume = _run_folder(args.resume)
+        if run_is_live(resume):
+            raise CliError(f"{resume} is still training in another process; wait for it to end or stop it first")
         if not checkpoint_path(resume, "last").exists():
-            raise CliError(f"{resume} has no checkpoints/last.pt to resume from")
+            raise CliError(f"{resume} has no checkpoints/last.pt to resume from: the run ended (or was interrupted) "
+                           f"before its first epoch was saved; start it again as a new run "
+                           f"(python main.py train {resume / 'preset.json'})")
     if args.preset is None:
         if resume is None:
             raise CliError("give a preset (a built-in key or a .json path); list them with `python main.py presets`")

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Union, get_args
 
 TaskKind = Literal["classification", "regression"]
-RunStatus = Literal["running", "finished", "stopped", "failed"]
+#: ``interrupted`` is never written by a trainer: the runs list shows it for a summary that says
+#: ``running`` while no live process trains the run (killed, crashed, machine turned off).
+RunStatus = Literal["running", "finished", "stopped", "failed", "interrupted"]
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,16 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-try:  # POSIX advisory locks; elsewhere only the age rule guards a live writer's temp file
+try:  # POSIX advisory locks (flock: released by the OS when the holder dies, even by SIGKILL)
     import fcntl
-except ImportError:  # pragma: no cover - Windows
+except ImportError:  # pragma: no cover - Windows: a byte-range lock, also released at exit
     fcntl = None  # type: ignore[assignment]
+    try:
+        import msvcrt
+    except ImportError:
+        msvcrt = None  # type: ignore[assignment]
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temps", "is_temp_name", "STALE_AFTER_S"]
+__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temps", "is_temp_name", "try_lock", "STALE_AFTER_S"]
 
 #: A temp file untouched for this many seconds (and not locked) is an orphan of a killed write.
 STALE_AFTER_S = 60.0
@@ -48,12 +52,17 @@ def is_temp_name(file_name: str, dest_name: str | None = None) -> bool:
     return match is not None and (dest_name is None or match.group("name") == dest_name)
 
 
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive advisory lock on ``fd`` without waiting; True if taken (or no locks here)."""
-    if fcntl is None:
-        return True
+def try_lock(fd: int) -> bool:
+    """Take an exclusive advisory lock on open file ``fd`` without waiting; True when taken.
+
+    The lock lasts until ``fd`` is closed or the process ends (however it ends). Two descriptors
+    opened separately conflict even within one process. Where the OS has no locks, True."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        elif msvcrt is not None:  # pragma: no cover - Windows
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError:
         return False
     return True
@@ -83,7 +92,7 @@ def remove_stale_temps(folder: str | os.PathLike[str], dest_name: str | None = N
             continue
         try:
             now_st = os.fstat(fd)
-            if (now_st.st_ino, now_st.st_dev) == (before.st_ino, before.st_dev) and _try_lock(fd):
+            if (now_st.st_ino, now_st.st_dev) == (before.st_ino, before.st_dev) and try_lock(fd):
                 os.unlink(path)
                 removed += 1
         except OSError:
@@ -120,7 +129,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     fd, tmp = _open_temp(folder, path.name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            _try_lock(handle.fileno())
+            try_lock(handle.fileno())
             if keep_mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(handle.fileno(), keep_mode)
             write(handle)

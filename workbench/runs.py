@@ -9,6 +9,11 @@ Layout of one run (``<root>/<YYYYmmdd-HHMMSS>-<slug>/``)::
     run.json               user metadata (the label shown in the runs list)
     checkpoints/last.pt    model + optimiser + scheduler state, epoch, step, RNG states
     checkpoints/best.pt    the same at the best validation figure
+    .lock                  locked by the training process while it runs (run_is_live)
+
+A run's epoch record is in metrics.jsonl before its checkpoint is written, so a run killed at any
+point resumes with every epoch record. A summary still saying "running" whose ``.lock`` no live
+process holds is listed as "interrupted".
 
 Checkpoints hold only tensors, dicts, lists, tuples, ints, floats, strings, bools and None, so
 ``torch.load(path, weights_only=True)`` reads them. JSON files are written atomically (temp file +
@@ -16,17 +21,18 @@ Checkpoints hold only tensors, dicts, lists, tuples, ints, floats, strings, bool
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .events import RunSummary
-from .fileio import atomic_write, atomic_write_text
+from .fileio import atomic_write, atomic_write_text, try_lock
 
 __all__ = [
     "default_runs_root",
@@ -44,6 +50,8 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_path",
     "NotARunDir",
+    "RunFolderError",
+    "run_is_live",
 ]
 
 PRESET_FILE = "preset.json"
@@ -51,10 +59,39 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 CHECKPOINT_DIR = "checkpoints"
+#: Locked by the training process for the run's whole life (see :func:`run_is_live`).
+LOCK_FILE = ".lock"
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class NotARunDir(ValueError):
     """The folder is not a run directory (no preset.json / summary.json)."""
+
+
+class RunFolderError(ValueError):
+    """A run cannot write into its folder: ``str(e)`` says why, ``hint`` what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def run_is_live(path: Path | str) -> bool:
+    """Whether a live process is training in run folder ``path`` (it holds the folder's lock).
+
+    The trainer locks ``.lock`` for the run's whole life; the OS drops the lock when the process
+    ends, however it ends (SIGKILL, a crash, a power cut), so a "running" summary whose lock is
+    free belongs to an interrupted run."""
+    try:
+        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+    except OSError:  # no lock file (never trained here, or an older version) or not a plain file
+        return False
+    try:
+        return not try_lock(fd)
+    finally:
+        os.close(fd)  # drops the probe's own lock at once
 
 
 def default_runs_root() -> Path:
@@ -215,6 +252,8 @@ def load_run(path: Path | str) -> RunRecord:
     summary, why = _load_summary(path)
     if why:
         problems.append(why)
+    if summary is not None and summary.status == "running" and not run_is_live(path):
+        summary = replace(summary, status="interrupted")
     label, why = _load_label(path)
     if why:
         problems.append(why)
@@ -302,24 +341,64 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
 # Writer used by the trainer
 # ---------------------------------------------------------------------------------------------
 class RunWriter:
-    """Appends to one run folder while a run trains. ``None`` folder → every call is a no-op."""
+    """Appends to one run folder while a run trains. ``None`` folder → every call is a no-op.
+
+    :meth:`claim` takes the folder for this run (its lock, held until :meth:`close`); nothing is
+    written into a folder that was not claimed."""
+
+    #: How long :meth:`claim` retries a lock held for a moment by a process listing the runs.
+    CLAIM_WAIT_S = 2.0
 
     def __init__(self, run_dir: Path | str | None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._metrics_fh = None
+        self._lock_fd: int | None = None
 
     @property
     def enabled(self) -> bool:
         return self.run_dir is not None
 
+    @property
+    def owned(self) -> bool:
+        """Whether this writer holds the run folder (claimed and not closed)."""
+        return self._lock_fd is not None
+
+    def claim(self, *, resume: bool = False) -> None:
+        """Take the run folder for this run: create it if needed, lock it for the run's life, and
+        (unless ``resume``) make sure it holds no other run. Raises :class:`RunFolderError`."""
+        if self.run_dir is None or self._lock_fd is not None:
+            return
+        run_dir = self.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
+        except OSError as exc:
+            raise RunFolderError(f"cannot lock the run folder {run_dir}: {exc.strerror or exc}",
+                                 "check that the folder is writable and that its .lock is a plain file") from None
+        deadline = time.monotonic() + self.CLAIM_WAIT_S
+        while not try_lock(fd):
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RunFolderError(f"run folder {run_dir} is in use: another run is training in it",
+                                     "wait for that run to end (or stop it), or start a new run")
+            time.sleep(0.05)
+        if not resume and any((run_dir / name).exists() for name in (SUMMARY_FILE, METRICS_FILE)):
+            os.close(fd)
+            raise RunFolderError(f"run folder {run_dir} already holds a run",
+                                 "pick a new folder, or resume that run")
+        with contextlib.suppress(OSError):  # for people looking at the folder; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
     def open(self, preset: Any, summary: RunSummary, *, resume: bool = False, keep_until_step: int | None = None) -> None:
-        """Create the folder, write ``preset.json`` and the "running" summary, open ``metrics.jsonl``.
+        """Claim the folder (if not yet), write ``preset.json`` and the "running" summary, open ``metrics.jsonl``.
 
         On ``resume`` the metrics file is appended to, after dropping a torn last line and every
         record past ``keep_until_step`` (written after the checkpoint by the interrupted run)."""
         if self.run_dir is None:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.claim(resume=resume)
         if not resume or not (self.run_dir / PRESET_FILE).exists():
             from .spec import save_preset
 
@@ -373,8 +452,14 @@ class RunWriter:
         save_checkpoint(state, checkpoint_path(self.run_dir, which))
 
     def close(self) -> None:
-        if self._metrics_fh is not None:
-            try:
-                self._metrics_fh.close()
-            finally:
-                self._metrics_fh = None
+        """Close the metrics file and give the folder up (its lock)."""
+        try:
+            if self._metrics_fh is not None:
+                try:
+                    self._metrics_fh.close()
+                finally:
+                    self._metrics_fh = None
+        finally:
+            if self._lock_fd is not None:
+                fd, self._lock_fd = self._lock_fd, None
+                os.close(fd)

@@ -288,18 +288,19 @@ class Trainer:
     def _setup(self) -> None:
         from .data import load_dataset
         from .devices import device_name, resolve_device
-        from .runs import checkpoint_path, load_checkpoint
+        from .runs import RunFolderError, checkpoint_path, load_checkpoint
         from .schedules import make_schedule
         from .spec import Problem, SpecError, build_model, validate
 
         p = self.preset
+        try:  # the folder is this run's (locked) before anything is written into it
+            self._writer.claim(resume=self.resume_from is not None)
+        except RunFolderError as exc:
+            raise _RunFailure(str(exc), exc.hint) from None
         problems = validate(p)
         if problems:
             raise _RunFailure("invalid preset: " + "; ".join(str(x) for x in problems),
                               "fix the listed problems in the preset")
-        if self.run_dir is not None and self.resume_from is None and (self.run_dir / "summary.json").exists():
-            raise _RunFailure(f"run folder {self.run_dir} already holds a run",
-                              "pick a new folder, or resume it with resume_from")
         self.device = resolve_device(p.train.device)
         self._device_name = device_name(self.device)
         self._summary = replace(self._summary, device=str(self.device))
@@ -524,7 +525,6 @@ class Trainer:
                 val_rmse=None if classification or val_loss is None else val_metric,
             )
             self._record_epoch(end)
-            writer.append([end.flat()])
             on_event(end)
 
     # ---------------------------------------------------------------------------------------------
@@ -569,6 +569,10 @@ class Trainer:
         return val_loss, math.sqrt(max(val_loss, 0.0)) * float(data.target_scale)
 
     def _record_epoch(self, end: EpochEnd) -> None:
+        """Append the epoch's record, then write the checkpoints and the summary: in this order a
+        run killed between any two of them resumes with every epoch record (the resumed run drops
+        the records past its checkpoint and writes them again)."""
+        self._writer.append([end.flat()])
         h = self._history
         h["final_train_loss"] = end.train_loss
         h["final_val_loss"] = end.val_loss
@@ -647,7 +651,7 @@ class Trainer:
                     self._writer.save("last", self._checkpoint_state(self._epochs_done))
             except Exception:  # noqa: BLE001
                 pass
-        if self._writer.enabled and self.run_dir is not None and self.run_dir.exists():
+        if self._writer.owned:  # never into a folder this run did not claim (another run's)
             with contextlib.suppress(Exception):
                 self._writer.write_summary(summary)
         return summary

@@ -203,6 +203,7 @@ def test_sigkilled_run_leaves_readable_metrics_and_resumes(tmp_path, capsys):
             time.sleep(0.05)
         else:
             pytest.fail("the subprocess wrote no checkpoint in time")
+        assert list_runs(root)[0].status == "running"         # its process holds the run
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -210,6 +211,7 @@ def test_sigkilled_run_leaves_readable_metrics_and_resumes(tmp_path, capsys):
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert json.loads((run / "summary.json").read_text())["status"] == "running"
+    assert list_runs(root)[0].status == "interrupted"         # no live process owns it any more
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"kind": "metrics", "step": 99999, "lo')  # a torn last line, as a kill mid-write leaves
     records = read_metrics(run)

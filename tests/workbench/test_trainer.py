@@ -299,3 +299,83 @@ def test_nonfinite_run_keeps_the_last_good_checkpoint(tmp_path):
     after = torch.load(checkpoint_path(tmp_path / "run", "last"), weights_only=True)
     assert all(torch.isfinite(t).all() for t in after["model"].values() if t.is_floating_point())
     assert after["epoch"] >= good["epoch"]
+
+
+# -------------------------------------------------------------------------------- killed runs
+class _Killed(BaseException):
+    """Stands in for SIGKILL: no handler in the trainer runs (only `finally`, which writes nothing)."""
+
+
+def _kill_at(monkeypatch, method: str, when) -> None:
+    """Make ``RunWriter.<method>`` do its work and then "kill the process" when ``when(args)``."""
+    from workbench.runs import RunWriter
+
+    real = getattr(RunWriter, method)
+
+    def dying(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if when(args):
+            raise _Killed
+
+    monkeypatch.setattr(RunWriter, method, dying)
+
+
+def test_a_run_killed_right_after_a_checkpoint_keeps_every_epoch_record(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    last_saves = []
+
+    def second_last_checkpoint(args) -> bool:
+        if args[0] == "last":
+            last_saves.append(args)
+            return len(last_saves) == 2
+        return False
+
+    _kill_at(monkeypatch, "save", second_last_checkpoint)
+    with pytest.raises(_Killed):
+        Trainer(mlp_digits(epochs=4), run_dir=run_dir).run(lambda e: None)
+    assert torch.load(checkpoint_path(run_dir, "last"), weights_only=True)["epoch"] == 2
+    monkeypatch.undo()
+    summary, _ = run(mlp_digits(epochs=4), resume_from=run_dir)
+    assert summary.status == "finished"
+    assert [r["epoch"] for r in read_metrics(run_dir) if r["kind"] == "epoch"] == [0, 1, 2, 3]
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_interrupted_and_says_how_to_go_on(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from workbench import cli
+    from workbench.runs import load_run
+
+    run_dir = tmp_path / "run"
+    _kill_at(monkeypatch, "append", lambda args: True)          # dies at its first metrics line
+    with pytest.raises(_Killed):
+        Trainer(mlp_digits(epochs=2), run_dir=run_dir).run(lambda e: None)
+    monkeypatch.undo()
+    assert (run_dir / "summary.json").exists() and not checkpoint_path(run_dir, "last").exists()
+    assert load_run(run_dir).status == "interrupted"            # the summary on disk says "running"
+    assert cli.main(["train", "--resume", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "before its first epoch was saved" in err and "preset.json" in err
+
+
+def test_a_live_run_is_listed_as_running_and_its_folder_cannot_be_taken(tmp_path):
+    from workbench.runs import load_run
+
+    run_dir = tmp_path / "run"
+    trainer = Trainer(mlp_digits(epochs=1000), run_dir=run_dir)
+    trainer.pause()                      # holds before its first step, the summary written
+    events: list = []
+    th = threading.Thread(target=trainer.run, args=(events.append,), daemon=True)
+    th.start()
+    deadline = time.time() + 60
+    while not events and time.time() < deadline:
+        time.sleep(0.01)
+    try:
+        assert load_run(run_dir).status == "running"
+        before = (run_dir / "summary.json").read_bytes()
+        _, second = run(mlp_digits(epochs=2), resume_from=run_dir)
+        assert isinstance(second[-1], Failed) and "in use" in second[-1].message
+        assert (run_dir / "summary.json").read_bytes() == before   # the live run's summary untouched
+    finally:
+        trainer.stop()
+        th.join(30)
+    assert load_run(run_dir).status == "stopped"
