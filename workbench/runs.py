@@ -327,6 +327,10 @@ def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
     crash keeps the previous checkpoint and two writers never share a temp file."""
     import torch
 
+    folder = Path(path).parent
+    if folder.is_symlink():
+        raise RunFolderError(f"{folder} is a symbolic link (to {os.readlink(folder)}): checkpoints are never "
+                             "written through one", "remove the link, or start a new run")
     atomic_write(path, lambda handle: torch.save(dict(state), handle))
 
 
@@ -340,6 +344,21 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
 # ---------------------------------------------------------------------------------------------
 # Writer used by the trainer
 # ---------------------------------------------------------------------------------------------
+def _planted_links(run_dir: Path) -> list[str]:
+    """The entries a run writes (or reads and rewrites) that are symbolic links, as ``name -> target``."""
+    names = [PRESET_FILE, METRICS_FILE, SUMMARY_FILE, RUN_FILE, CHECKPOINT_DIR,
+             f"{CHECKPOINT_DIR}/last.pt", f"{CHECKPOINT_DIR}/best.pt"]
+    out = []
+    for name in names:
+        path = run_dir / name
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                out.append(f"{name} -> {os.readlink(path)}")
+                continue
+            out.append(name)
+    return out
+
+
 class RunWriter:
     """Appends to one run folder while a run trains. ``None`` folder → every call is a no-op.
 
@@ -386,6 +405,13 @@ class RunWriter:
             os.close(fd)
             raise RunFolderError(f"run folder {run_dir} already holds a run",
                                  "pick a new folder, or resume that run")
+        links = _planted_links(run_dir)
+        if links:
+            os.close(fd)
+            raise RunFolderError(f"run folder {run_dir} holds symbolic links where the run writes its files: "
+                                 + ", ".join(links) + "; a run never writes through a link",
+                                 "this folder may come from somewhere untrusted: start a new run, or replace "
+                                 "the links with plain files")
         with contextlib.suppress(OSError):  # for people looking at the folder; the lock is what counts
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -404,34 +430,34 @@ class RunWriter:
 
             save_preset(preset, self.run_dir / PRESET_FILE)
         self.write_summary(summary)
-        mode = "a" if resume else "w"
+        metrics = self.run_dir / METRICS_FILE
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC
         if resume:
-            self._truncate_torn_tail(self.run_dir / METRICS_FILE)
-            if keep_until_step is not None:
-                self._drop_after(self.run_dir / METRICS_FILE, keep_until_step)
-        self._metrics_fh = open(self.run_dir / METRICS_FILE, mode, encoding="utf-8")
+            self._keep_for_resume(metrics, keep_until_step)
+        else:
+            flags |= os.O_EXCL  # claim() found none: a file there now is not ours
+        try:
+            fd = os.open(metrics, flags, 0o666)
+        except OSError as exc:
+            raise RunFolderError(f"cannot open {metrics}: {exc.strerror or exc}",
+                                 "a run folder's files must be plain files; start a new run") from None
+        self._metrics_fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
     @staticmethod
-    def _truncate_torn_tail(path: Path) -> None:
-        """Drop a partial last line (killed mid-write) so appended records start on a fresh line."""
+    def _keep_for_resume(path: Path, keep_until_step: int | None) -> None:
+        """Rewrite ``metrics.jsonl`` (atomically) with its complete records up to ``keep_until_step``:
+        a torn last line, unreadable lines and the records the interrupted run wrote after its
+        checkpoint are dropped, so the resumed run appends on a fresh line without duplicates."""
         if not path.exists():
             return
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            with open(path, "r+b") as fh:
-                fh.truncate(cut)
-
-    @staticmethod
-    def _drop_after(path: Path, step: int) -> None:
-        if not path.exists():
-            return
-        kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in kept:
-                fh.write(json.dumps(rec, allow_nan=True) + "\n")
-        os.replace(tmp, path)
+        kept = []
+        for rec in read_metrics(path):
+            step = rec.get("step", 0)
+            if isinstance(step, bool) or not isinstance(step, int):
+                continue  # a record that cannot be placed on the step axis
+            if keep_until_step is None or step <= keep_until_step:
+                kept.append(json.dumps(rec, allow_nan=True) + "\n")
+        atomic_write_text(path, "".join(kept))
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         if self._metrics_fh is None:

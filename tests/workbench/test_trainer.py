@@ -379,3 +379,36 @@ def test_a_live_run_is_listed_as_running_and_its_folder_cannot_be_taken(tmp_path
         trainer.stop()
         th.join(30)
     assert load_run(run_dir).status == "stopped"
+
+
+# -------------------------------------------------------------------------------- planted links
+def _tree(path):
+    """Every file under ``path`` with its bytes (to show nothing outside the run changed)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("planted", ["checkpoints/.last.pt.tmp", "metrics.jsonl", ".metrics.jsonl.tmp",
+                                     "checkpoints", "summary.json", ".lock"])
+def test_resume_never_writes_through_a_planted_link(tmp_path, planted):
+    import shutil
+
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    run(mlp_digits(epochs=1), run_dir=run_dir)
+    outside.mkdir()
+    target = outside / "victim"
+    if planted == "checkpoints":                   # the run's checkpoints moved out, a link left
+        shutil.move(str(run_dir / "checkpoints"), str(target))
+    else:
+        target.write_bytes(b"precious\nno final newline")
+    (run_dir / planted).unlink(missing_ok=True)
+    (run_dir / planted).symlink_to(target, target_is_directory=planted == "checkpoints")
+    before = _tree(outside)
+    summary, events = run(mlp_digits(epochs=2), resume_from=run_dir)
+    assert _tree(outside) == before                # the outside file or folder is untouched
+    if planted in ("checkpoints/.last.pt.tmp", ".metrics.jsonl.tmp"):   # names it never opens
+        assert summary.status == "finished" and summary.epochs_completed == 2
+    else:                                          # stops, saying why, before writing anything
+        final = events[-1]
+        assert isinstance(final, Failed) and final.step is None
+        assert "symbolic link" in final.message or ".lock" in final.hint, final
+        assert (run_dir / planted).is_symlink()
