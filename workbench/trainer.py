@@ -354,6 +354,7 @@ class Trainer:
             self._samples = int(ckpt.get("samples", 0))
             self._step = self.start_step
             self._epochs_done = self.start_epoch
+            self._summary = self._summary_now("running")  # the figures so far, as the run goes on
         self._autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
                           if p.train.precision == "bf16" else None)
         del Problem, SpecError
@@ -651,7 +652,9 @@ class Trainer:
                     self._writer.save("last", self._checkpoint_state(self._epochs_done))
             except Exception:  # noqa: BLE001
                 pass
-        if self._writer.owned:  # never into a folder this run did not claim (another run's)
+        # never into a folder this run did not claim (another run's); and a resume that failed
+        # before training leaves the run's summary as it was (its figures are the run's record)
+        if self._writer.owned and (self._started or self.resume_from is None):
             with contextlib.suppress(Exception):
                 self._writer.write_summary(summary)
         return summary

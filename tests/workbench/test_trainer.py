@@ -412,3 +412,46 @@ def test_resume_never_writes_through_a_planted_link(tmp_path, planted):
         assert isinstance(final, Failed) and final.step is None
         assert "symbolic link" in final.message or ".lock" in final.hint, final
         assert (run_dir / planted).is_symlink()
+
+
+# -------------------------------------------------------------------------------- failed resume
+@pytest.mark.parametrize("damage", ["optimizer", "rng", "epoch"])
+def test_a_resume_that_fails_in_setup_leaves_the_summary_as_it_was(tmp_path, damage):
+    run_dir = tmp_path / "run"
+    first, _ = run(mlp_digits(epochs=2), run_dir=run_dir)
+    assert first.status == "finished" and first.best_val_accuracy > 0.5
+    path = checkpoint_path(run_dir, "last")
+    ckpt = torch.load(path, weights_only=True)
+    if damage == "optimizer":
+        ckpt["optimizer"] = {}
+    elif damage == "rng":
+        ckpt["rng"]["torch"] = torch.zeros(3, dtype=torch.uint8)
+    else:
+        ckpt["epoch"] = "x"
+    torch.save(ckpt, path)
+    before = (run_dir / "summary.json").read_bytes()
+    summary, events = run(mlp_digits(epochs=4), resume_from=run_dir)
+    assert isinstance(events[-1], Failed) and events[-1].step is None
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
+def test_a_resumed_run_keeps_its_figures_in_the_running_summary(tmp_path):
+    import json
+
+    run_dir = tmp_path / "run"
+    first, _ = run(mlp_digits(epochs=1), run_dir=run_dir)
+    trainer = Trainer(mlp_digits(epochs=1000), resume_from=run_dir)
+    trainer.pause()                                    # held before its first step: summary "running"
+    events: list = []
+    th = threading.Thread(target=trainer.run, args=(events.append,), daemon=True)
+    th.start()
+    deadline = time.time() + 60
+    while not events and time.time() < deadline:
+        time.sleep(0.01)
+    try:
+        on_disk = json.loads((run_dir / "summary.json").read_text())
+        assert on_disk["status"] == "running" and on_disk["epochs_completed"] == 1
+        assert on_disk["best_val_accuracy"] == first.best_val_accuracy and on_disk["steps"] == first.steps
+    finally:
+        trainer.stop()
+        th.join(30)
