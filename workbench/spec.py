@@ -588,22 +588,47 @@ class ShapeReport:
         return not self.problems
 
 
-class _Walker:
-    """Walks layer lists: checks types and params, infers shapes, optionally builds and counts."""
+#: Containers (Residual, InfiniteDepth) nest at most this deep. Real models nest 1 or 2 levels
+#: (the built-in presets: at most 1); each level costs about a dozen Python frames when the model
+#: is built and in its forward pass, so 32 levels stay far inside Python's recursion limit (1000)
+#: with room for torch's own recursion (state_dict, named_modules, deepcopy).
+MAX_NESTING = 32
 
-    def __init__(self, classes: int, problems: list[Problem], count: bool = False) -> None:
+
+def _body_key(body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """Identity of one body at one input shape (the layer objects live as long as the walk)."""
+    return tuple(id(layer) for layer in body), tuple(in_shape)
+
+
+class _Walker:
+    """Walks layer lists: checks types and params, infers shapes, optionally builds and counts.
+
+    Linear in the size of the model: each body's output shape is worked out once and remembered
+    (``shapes``, shared by the walkers of one analysis), so a container asking for its body's shape
+    (``sequence_shape``, from its shape rule and again from its build) never walks the body again;
+    a container's parameters are counted as its own plus its body's (counted once, in the walk)
+    times the copies it builds, never by building its body again."""
+
+    def __init__(self, classes: int, problems: list[Problem], count: bool = False,
+                 shapes: dict[tuple[Any, ...], tuple[int, ...]] | None = None) -> None:
         self.classes = classes
         self.problems = problems
         self.count = count
+        self.shapes: dict[tuple[Any, ...], tuple[int, ...]] = {} if shapes is None else shapes
 
     # the callbacks handed to containers (only called for bodies already known to be valid)
     def sequence_shape(self, body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> tuple[int, ...]:
         from workbench.registry import ShapeError
+        key = _body_key(body, in_shape)
+        known = self.shapes.get(key)
+        if known is not None:
+            return known
         problems: list[Problem] = []
-        out, _ = _Walker(self.classes, problems).walk(list(body), in_shape, "body")
+        out, _ = _Walker(self.classes, problems, shapes=self.shapes).walk(list(body), in_shape, "body")
         if problems or out is None:
             raise ShapeError(problems[0].message if problems else "the body has a problem",
                              problems[0].fix if problems else "")
+        self.shapes[key] = out
         return out
 
     def build_sequence(self, body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> Any:
@@ -611,10 +636,10 @@ class _Walker:
         modules, _ = self.build_list(list(body), in_shape, "body")
         return nn.Sequential(*modules) if len(modules) != 1 else modules[0]
 
-    def context(self, layer: LayerSpec) -> Any:
+    def context(self, layer: LayerSpec, build_sequence: Callable[..., Any] | None = None) -> Any:
         from workbench.registry import BuildContext
         return BuildContext(classes=self.classes, body=tuple(layer.body or ()),
-                            sequence_shape=self.sequence_shape, build_sequence=self.build_sequence)
+                            sequence_shape=self.sequence_shape, build_sequence=build_sequence or self.build_sequence)
 
     def check_layer(self, index: int, layer: LayerSpec, path: str) -> Any:
         """Registry entry of a layer, or None after recording its type/param problems."""
@@ -646,7 +671,7 @@ class _Walker:
         return entry if ok else None
 
     def walk(self, layers: list[LayerSpec], in_shape: tuple[int, ...] | None,
-             parent: str) -> tuple[tuple[int, ...] | None, list[LayerShape]]:
+             parent: str, depth: int = 0) -> tuple[tuple[int, ...] | None, list[LayerShape]]:
         from workbench.registry import ShapeError
         shape = in_shape
         rows: list[LayerShape] = []
@@ -658,9 +683,16 @@ class _Walker:
             before = len(self.problems)
             entry = self.check_layer(i, layer, path)
             body_ok = True
-            if entry is not None and entry.container and layer.body:
-                _, row.children = self.walk(layer.body, shape, path)
+            if entry is not None and entry.container and layer.body and depth >= MAX_NESTING:
+                self.problems.append(Problem(f"{path}.body", f"containers are nested more than {MAX_NESTING} deep "
+                                             f"here", f"nest at most {MAX_NESTING} Residual/InfiniteDepth layers "
+                                             "inside each other (real models use 1 or 2)"))
+                body_ok = False
+            elif entry is not None and entry.container and layer.body:
+                body_out, row.children = self.walk(layer.body, shape, path, depth + 1)
                 body_ok = len(self.problems) == before and all(c.output_shape is not None for c in row.children)
+                if body_ok and shape is not None and body_out is not None:
+                    self.shapes[_body_key(layer.body, shape)] = body_out
             if entry is None or not body_ok:
                 if len(self.problems) > before:
                     row.problem = str(self.problems[before])
@@ -684,8 +716,19 @@ class _Walker:
         return shape, rows
 
     def count_params(self, row: LayerShape, layer: LayerSpec, shape: tuple[int, ...], entry: Any) -> None:
+        """``row.params``/``trainable_params``: the layer built on the meta device; a container is
+        built with a parameter-free stand-in for its body, whose counts (its children's rows, already
+        counted) are added once per copy it asked for."""
+        from torch import nn
+        copies: list[int] = []
+
+        def body_stand_in(body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> Any:
+            copies.append(1)
+            return nn.Identity()
+
         try:
-            module = self.build_one(layer, shape, entry, meta=True)
+            module = self.build_one(layer, shape, entry, meta=True,
+                                    build_sequence=body_stand_in if entry.container else None)
         except (ValueError, TypeError) as exc:  # a constructor check the registry rules did not foresee
             problem = Problem(row.path, f"{row.type} cannot be built: {exc}", "change the parameters named in the message")
             self.problems.append(problem)
@@ -693,21 +736,24 @@ class _Walker:
             return
         row.params = sum(int(p.numel()) for p in module.parameters())
         row.trainable_params = sum(int(p.numel()) for p in module.parameters() if p.requires_grad)
-        for child, child_layer in zip(row.children, layer.body or []):
-            if child.output_shape is not None and child.input_shape is not None:
-                from workbench.registry import get_entry
-                self.count_params(child, child_layer, child.input_shape, get_entry(child_layer.type))
+        if copies:
+            n = len(copies)
+            row.params += n * sum(c.params or 0 for c in row.children)
+            if layer.trainable is not False:
+                row.trainable_params += n * sum(c.trainable_params or 0 for c in row.children)
 
-    def build_one(self, layer: LayerSpec, shape: tuple[int, ...], entry: Any, meta: bool = False) -> Any:
+    def build_one(self, layer: LayerSpec, shape: tuple[int, ...], entry: Any, meta: bool = False,
+                  build_sequence: Callable[..., Any] | None = None) -> Any:
+        ctx = self.context(layer, build_sequence)
         if meta:
             import torch
             try:
                 with torch.device("meta"):
-                    module = entry.build(shape, layer.params, self.context(layer))
+                    module = entry.build(shape, layer.params, ctx)
             except (RuntimeError, NotImplementedError):  # an init op without a meta kernel: count on CPU
-                module = entry.build(shape, layer.params, self.context(layer))
+                module = entry.build(shape, layer.params, ctx)
         else:
-            module = entry.build(shape, layer.params, self.context(layer))
+            module = entry.build(shape, layer.params, ctx)
         if layer.trainable is False:
             for param in module.parameters():
                 param.requires_grad_(False)

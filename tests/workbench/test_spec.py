@@ -302,3 +302,67 @@ def test_layer_spec_defaults():
                model=ModelSpec([LayerSpec("Linear", {"out_features": "classes"})]))
     assert validate(p) == []
     assert spec_mod.FORMAT == "afwb.preset/1"
+
+
+# -------------------------------------------------------------------------------- nested containers
+def nested(depth: int, leaf=None, trainable_inner=True):
+    """``depth`` containers inside each other (Residual and InfiniteDepth in turn, max_depth 1 so
+    the model itself grows linearly), then the classifier, on checkerboard (2 inputs)."""
+    layer = leaf or {"type": "Linear", "params": {"out_features": "same"}, "trainable": trainable_inner}
+    for level in range(depth):
+        if level % 2:
+            layer = {"type": "InfiniteDepth", "params": {"max_depth": 1, "h": "identity"}, "body": [layer]}
+        else:
+            layer = {"type": "Residual", "body": [layer]}
+    return preset_from_dict(doc([layer, {"type": "Linear", "params": {"out_features": "classes"}}],
+                                dataset="checkerboard"))
+
+
+def test_nested_bodies_cost_linear_work_in_validate_infer_and_build(monkeypatch):
+    from workbench.registry import LayerEntry
+
+    calls = {"shape": 0, "build": 0}
+    budget = {"n": 0}
+    for name, key in (("output_shape", "shape"), ("build", "build")):
+        real = getattr(LayerEntry, name)
+
+        def counted(self, *args, _real=real, _key=key, **kwargs):
+            calls[_key] += 1
+            if calls[_key] > budget["n"]:  # exponential work: fail now instead of running for minutes
+                raise AssertionError(f"more than {budget['n']} {_key} calls")
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(LayerEntry, name, counted)
+    work = {}
+    for depth in (10, 20, 30):
+        p = nested(depth)
+        budget["n"] = 40 * depth + 40
+        per_stage = []
+        for stage in (validate, infer_shapes, build_model):
+            calls.update(shape=0, build=0)
+            stage(p)
+            per_stage.append((calls["shape"], calls["build"]))
+        work[depth] = per_stage
+    for stage in range(3):  # the same work for each 10 more levels: linear
+        step1 = [b - a for a, b in zip(work[10][stage], work[20][stage])]
+        step2 = [b - a for a, b in zip(work[20][stage], work[30][stage])]
+        assert step1 == step2 and max(step1) <= 40, work
+
+
+def test_parameter_counts_of_nested_bodies_match_the_built_model():
+    for p in (nested(5), nested(6, trainable_inner=False),
+              nested(1, leaf={"type": "Residual", "body": [{"type": "Linear", "params": {"out_features": 3}}],
+                              "params": {"projection": "conv1x1"}})):
+        report = infer_shapes(p)
+        assert report.ok, report.problems
+        model = build_model(p)
+        assert report.total_params == sum(t.numel() for t in model.parameters())
+        assert report.trainable_params == sum(t.numel() for t in model.parameters() if t.requires_grad)
+
+
+def test_nesting_is_capped_with_a_clear_message_and_the_cap_builds_and_runs():
+    problems = validate(nested(spec_mod.MAX_NESTING + 1))
+    assert any(f"nested more than {spec_mod.MAX_NESTING} deep" in p.message for p in problems)
+    deepest = build_model(nested(spec_mod.MAX_NESTING))
+    out = deepest(torch.randn(4, 2))
+    assert out.shape == (4, 2) and torch.isfinite(out).all()
