@@ -22,7 +22,7 @@ from workbench.spec import Problem, SpecError, unknown_key_problem
 
 __all__ = [
     "ParamSpec", "LayerEntry", "BuildContext", "ShapeError", "FAMILIES", "REGISTRY", "get_entry",
-    "entries_by_family", "default_params", "resolve_params", "check_params", "shape_str",
+    "entries_by_family", "default_params", "resolve_params", "check_params", "shape_str", "shown_value",
 ]
 
 Shape = tuple[int, ...]
@@ -48,36 +48,44 @@ class ParamSpec:
         """``None`` if ``value`` is acceptable, else ``(message, fix)``."""
         if isinstance(value, str) and value in self.placeholders:
             return None
+        shown = shown_value(value)
         kind = self.kind
         allowed = f' or {" / ".join(repr(p) for p in self.placeholders)}' if self.placeholders else ""
         if kind == "bool":
             if not isinstance(value, bool):
-                return f"{self.name} must be true or false, got {value!r}", f"set {self.name} to true or false"
+                return f"{self.name} must be true or false, got {shown}", f"set {self.name} to true or false"
             return None
         if kind == "choice":
             if value not in self.choices or isinstance(value, bool) != any(isinstance(c, bool) for c in self.choices):
                 opts = ", ".join(repr(c) for c in self.choices)
-                return f"{self.name} must be one of {opts}, got {value!r}", f"pick one of {opts}"
+                return f"{self.name} must be one of {opts}, got {shown}", f"pick one of {opts}"
             return None
         if kind == "str":
             if not isinstance(value, str):
-                return f"{self.name} must be a string, got {value!r}", f'write "{self.name}": "..."'
+                return f"{self.name} must be a string, got {shown}", f'write "{self.name}": "..."'
             return None
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 if isinstance(value, float) and value.is_integer():
-                    return (f"{self.name} must be a whole number, got {value!r}",
+                    return (f"{self.name} must be a whole number, got {shown}",
                             f"write {int(value)} without the decimal point")
-                return (f"{self.name} must be a whole number{allowed}, got {value!r}",
+                return (f"{self.name} must be a whole number{allowed}, got {shown}",
                         f"set {self.name} to an integer{self._range_text()}")
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return (f"{self.name} must be a number{allowed}, got {value!r}",
+                return (f"{self.name} must be a number{allowed}, got {shown}",
                         f"set {self.name} to a number{self._range_text()}")
-            if not math.isfinite(value):
-                return f"{self.name} must be finite, got {value!r}", f"set {self.name} to a finite number"
+            try:
+                finite = math.isfinite(value)  # an int beyond float's range raises here
+            except OverflowError:  # compared exactly with the range below, when there is one
+                if self.max is None:
+                    return (f"{self.name} = {shown} is too large for a number",
+                            f"set {self.name} to a number{self._range_text()}")
+                finite = True
+            if not finite:
+                return f"{self.name} must be finite, got {shown}", f"set {self.name} to a finite number"
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return (f"{self.name} = {value!r} is out of range{self._range_text()}",
+            return (f"{self.name} = {shown} is out of range{self._range_text()}",
                     f"set {self.name}{self._range_text(short=True)}")
         return None
 
@@ -91,6 +99,17 @@ class ParamSpec:
         if lo is not None:
             return f" ≥ {fmt(lo)}"
         return f" ≤ {fmt(hi)}"
+
+
+def shown_value(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters; a huge integer by its digit count."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        try:
+            return f"a {len(str(abs(value)))}-digit number"
+        except ValueError:  # beyond Python's int-to-text limit
+            return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ShapeError(ValueError):

@@ -235,12 +235,15 @@ def _section_from_dict(name: str, cls: type, data: Any, problems: list[Problem])
                                     _did_you_mean(key, known)))
             continue
         if key in floats and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # beyond float's range: kept as written, validate says so
+                pass
         kwargs[key] = _plain(value)
     return cls(**kwargs)
 
 
-def _layer_from_dict(data: Any, path: str, problems: list[Problem]) -> LayerSpec | None:
+def _layer_from_dict(data: Any, path: str, problems: list[Problem], depth: int = 0) -> LayerSpec | None:
     if not isinstance(data, dict):
         problems.append(Problem(path, f"a layer must be an object like {{\"type\": \"Linear\"}}, "
                                       f"got {type(data).__name__}", "write the layer as a JSON object"))
@@ -275,10 +278,15 @@ def _layer_from_dict(data: Any, path: str, problems: list[Problem]) -> LayerSpec
             problems.append(Problem(f"{path}.body", f"body must be a list of layers, got {type(body_data).__name__}",
                                     'write "body": [{"type": ...}, ...]'))
             ok = False
+        elif depth >= MAX_NESTING:
+            problems.append(Problem(f"{path}.body", f"containers are nested more than {MAX_NESTING} deep here",
+                                    f"nest at most {MAX_NESTING} Residual/InfiniteDepth layers inside each other "
+                                    "(real models use 1 or 2)"))
+            ok = False
         else:
             body = []
             for i, item in enumerate(body_data):
-                child = _layer_from_dict(item, f"{path}.body[{i}]", problems)
+                child = _layer_from_dict(item, f"{path}.body[{i}]", problems, depth + 1)
                 if child is None:
                     ok = False
                 else:
@@ -379,13 +387,21 @@ def loads_preset(text: str, source: str = "preset") -> Preset:
     """Parse preset JSON text; malformed JSON is a :class:`SpecError` naming the line and column."""
     try:
         document = json.loads(text, parse_constant=_reject_constant)
+        return preset_from_dict(document)
     except json.JSONDecodeError as exc:
         raise SpecError(Problem("", f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, "
                                     f"column {exc.colno}",
                                 "fix the JSON syntax there (a missing comma, quote or bracket is typical)")) from None
-    except ValueError as exc:  # NaN / Infinity constants
-        raise SpecError(Problem("", f"{source}: {exc}", "write a finite number")) from None
-    return preset_from_dict(document)
+    except SpecError:
+        raise
+    except ValueError as exc:  # NaN / Infinity constants, integers of more than 4,300 digits
+        text = str(exc)
+        if "integer string conversion" in text:
+            text = "holds a number with more than 4,300 digits"
+        raise SpecError(Problem("", f"{source}: {text}", "write a finite number")) from None
+    except RecursionError:
+        raise SpecError(Problem("", f"{source} nests objects or lists too deeply to read",
+                                "a preset nests a few levels (layers, bodies, params); check the file")) from None
 
 
 _LINE_WIDTH = 100
@@ -415,7 +431,7 @@ def dumps_preset(p: Preset) -> str:
     100 columns), stable key order, UTF-8 text, trailing newline."""
     try:
         return _format_json(preset_to_dict(p), 0, 0) + "\n"
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise SpecError(Problem("", f"the preset holds a value JSON cannot store: {exc}",
                                 "use only numbers, strings, booleans, lists and objects (finite numbers)")) from None
 

@@ -281,3 +281,36 @@ def test_concurrent_trainings_of_one_preset_get_their_own_folders(tmp_path):
         assert summary["status"] == "finished" and summary["epochs_completed"] == epochs
         assert summary["run_dir"] == str(run)
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+# -------------------------------------------------------------------------------- hostile input
+_HUGE = "1" + "0" * 309   # an integer beyond float's range (> 1.8e308)
+HOSTILE_PRESETS = {
+    "deep-json": "[" * 1000 + "]" * 1000,
+    "deep-body": '{"model": {"layers": [%s{"type": "Identity"}%s]}}' % ('{"type": "Residual", "body": [' * 600,
+                                                                       "]}" * 600),
+    "huge-lr": '{"train": {"lr": %s}}' % _HUGE,
+    "huge-layer-param": '{"model": {"layers": [{"type": "Dropout", "params": {"p": %s}}]}}' % _HUGE,
+    "huge-option": '{"task": {"dataset": "spirals", "options": {"noise": %s}}}' % _HUGE,
+    "huge-int-digits": '{"train": {"seed": %s}}' % ("1" * 5000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_PRESETS))
+def test_hostile_preset_files_exit_2_without_a_traceback(tmp_path, capsys, name):
+    path = tmp_path / f"{name}.json"
+    path.write_text(HOSTILE_PRESETS[name])
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err) < 2000
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("name", ["deep-json", "huge-lr", "huge-layer-param"])
+def test_eval_and_export_of_a_run_with_a_hostile_preset_exit_2(tmp_path, capsys, name):
+    run = train_tiny(tmp_path, capsys)
+    (run / "preset.json").write_text(HOSTILE_PRESETS[name])
+    for argv in (["eval", str(run)], ["export", str(run), "--format", "torchscript"]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err

@@ -361,8 +361,12 @@ def test_parameter_counts_of_nested_bodies_match_the_built_model():
 
 
 def test_nesting_is_capped_with_a_clear_message_and_the_cap_builds_and_runs():
-    problems = validate(nested(spec_mod.MAX_NESTING + 1))
-    assert any(f"nested more than {spec_mod.MAX_NESTING} deep" in p.message for p in problems)
+    cap = f"nested more than {spec_mod.MAX_NESTING} deep"
+    with pytest.raises(SpecError, match=cap):          # read from a file: refused at load
+        nested(spec_mod.MAX_NESTING + 1)
+    too_deep = nested(spec_mod.MAX_NESTING)             # built in code (the editor): refused by validate
+    too_deep.model.layers[0] = LayerSpec("Residual", body=[too_deep.model.layers[0]])
+    assert any(cap in p.message for p in validate(too_deep))
     deepest = build_model(nested(spec_mod.MAX_NESTING))
     out = deepest(torch.randn(4, 2))
     assert out.shape == (4, 2) and torch.isfinite(out).all()
