@@ -337,7 +337,7 @@ class Analysis:
                 self.report = _spec.infer_shapes(preset)
                 self.problems = list(self.report.problems)
             else:
-                self.problems = list(_spec.validate(preset))
+                self.problems = list(_spec.validate(preset, resources=False))  # no torch yet
         except Exception as exc:  # a bug in the core must not take the editor down
             self.error = f"checking the model failed: {type(exc).__name__}: {exc}"
         self.shapes: dict[str, Any] = {}

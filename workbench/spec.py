@@ -333,6 +333,8 @@ def preset_from_dict(d: Mapping[str, Any]) -> Preset:
                 problems.append(Problem(f"model.{key}", f"unknown key '{key}' in model",
                                         _did_you_mean(key, ["layers"])))
         raw_layers = model_data.get("layers", [])
+        if _layer_count(raw_layers, MAX_LAYERS) > MAX_LAYERS:  # before building millions of LayerSpecs
+            raise SpecError(problems + [_too_many_layers()])
         if not isinstance(raw_layers, list):
             problems.append(Problem("model.layers", f"layers must be a list, got {type(raw_layers).__name__}",
                                     'write "layers": [{"type": ...}, ...]'))
@@ -574,7 +576,9 @@ class LayerShape:
     """Shape inference for one layer. Shapes are per sample; ``None`` when unknown (an earlier problem).
 
     ``params``/``trainable_params`` count parameter elements (for a container: everything it builds,
-    e.g. InfiniteDepth's max_depth copies of its body; its ``children`` count one copy)."""
+    e.g. InfiniteDepth's max_depth copies of its body; its ``children`` count one copy).
+    ``activations`` counts the values per sample its forward pass produces: its output, and for a
+    container its body's (one copy's, from ``children``) times the copies it may run."""
 
     path: str
     name: str
@@ -586,11 +590,14 @@ class LayerShape:
     trainable: bool = True
     problem: str | None = None
     children: list[LayerShape] = field(default_factory=list)
+    activations: int | None = None
 
 
 @dataclass
 class ShapeReport:
-    """Per-layer shapes and parameter counts for a preset, plus every problem found."""
+    """Per-layer shapes and parameter counts for a preset, plus every problem found.
+
+    ``activations``: values per sample the forward pass produces (see :class:`LayerShape`)."""
 
     input_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...] | None
@@ -598,6 +605,7 @@ class ShapeReport:
     total_params: int
     trainable_params: int
     problems: list[Problem]
+    activations: int = 0
 
     @property
     def ok(self) -> bool:
@@ -609,6 +617,62 @@ class ShapeReport:
 #: is built and in its forward pass, so 32 levels stay far inside Python's recursion limit (1000)
 #: with room for torch's own recursion (state_dict, named_modules, deepcopy).
 MAX_NESTING = 32
+
+#: At most this many layers in a model, bodies included (as written, not times their copies). The
+#: built-in presets have at most 22; a real network a few hundred. A preset of 2.5 million layers
+#: took 130 s to load and validate, then failed for memory: it is refused before any walk.
+MAX_LAYERS = 10_000
+
+#: At most this many parameters (elements): 4 GB of float32 weights, and about 16 GB to train with
+#: Adam (weights, gradients and two moment estimates). The largest built-in preset
+#: (twist-resnet-cifar10) has 31.8 M, 31× below.
+MAX_PARAMS = 1_000_000_000
+
+#: At most this many bytes of activations in one training batch, estimated as the values the
+#: forward pass produces per sample (:attr:`ShapeReport.activations`) × batch size × 4 bytes (what
+#: the backward pass keeps, roughly). 16 GiB: about what the parameter limit needs to train. The
+#: largest built-in preset needs 0.33 GB (twist-resnet-cifar10, batch 128), 50× below.
+MAX_ACTIVATION_BYTES = 16 * 2**30
+
+
+def _layer_count(layers: Any, limit: int) -> int:
+    """Layers in ``layers`` and all their bodies (LayerSpecs or JSON objects), counted without
+    recursion and only until the count passes ``limit``."""
+    count, stack = 0, [layers]
+    while stack:
+        items = stack.pop()
+        if not isinstance(items, list):
+            continue
+        count += len(items)
+        if count > limit:
+            break
+        for item in items:
+            body = item.get("body") if isinstance(item, dict) else getattr(item, "body", None)
+            if body:
+                stack.append(body)
+    return count
+
+
+def _too_many_layers() -> Problem:
+    return Problem("model.layers", f"the model has more than {MAX_LAYERS:,} layers (bodies included)",
+                   f"use at most {MAX_LAYERS:,} layers; a real network has a few hundred at most")
+
+
+def _check_resources(report: ShapeReport, p: Preset, problems: list[Problem]) -> None:
+    """Refuse models whose parameters or activations cannot fit (see :data:`MAX_PARAMS`,
+    :data:`MAX_ACTIVATION_BYTES`); counts of a model with other problems are lower bounds."""
+    if report.total_params > MAX_PARAMS:
+        problems.append(Problem("model.layers", f"the model has {report.total_params:,} parameters "
+                                f"({report.total_params * 16 / 1e9:,.0f} GB to train with Adam); at most "
+                                f"{MAX_PARAMS:,} fit", "use fewer, narrower or shallower layers"))
+    batch = p.task.batch_size
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0:
+        need = report.activations * batch * 4
+        if need > MAX_ACTIVATION_BYTES:
+            problems.append(Problem("task.batch_size", f"one training batch needs about {need / 2**30:,.1f} GiB "
+                                    f"of activations ({report.activations:,} values per sample × batch {batch} × "
+                                    f"4 bytes); at most {MAX_ACTIVATION_BYTES // 2**30} GiB fit",
+                                    f"lower task.batch_size (now {batch}) or use a smaller model"))
 
 
 def _body_key(body: Sequence[LayerSpec], in_shape: tuple[int, ...]) -> tuple[Any, ...]:
@@ -752,9 +816,11 @@ class _Walker:
             return
         row.params = sum(int(p.numel()) for p in module.parameters())
         row.trainable_params = sum(int(p.numel()) for p in module.parameters() if p.requires_grad)
+        row.activations = math.prod(row.output_shape or ())
         if copies:
             n = len(copies)
             row.params += n * sum(c.params or 0 for c in row.children)
+            row.activations += n * sum(c.activations or 0 for c in row.children)
             if layer.trainable is not False:
                 row.trainable_params += n * sum(c.trainable_params or 0 for c in row.children)
 
@@ -832,22 +898,35 @@ def _analyse(p: Preset, count: bool) -> ShapeReport:
     if not layers:
         problems.append(Problem("model.layers", "the model has no layers", "add layers from the palette"))
     in_shape = tuple(info.input_shape) if info is not None else None
+    if _layer_count(layers, MAX_LAYERS) > MAX_LAYERS:
+        problems.append(_too_many_layers())
+        return ShapeReport(in_shape, None, [], 0, 0, problems)
     classes = info.output_dim if info is not None else 10
     walker = _Walker(classes, problems, count=count)
     out, rows = walker.walk(layers, in_shape, "model")
     _check_output(info, out, p, problems)
     total = sum(r.params or 0 for r in rows)
     trainable = sum(r.trainable_params or 0 for r in rows)
-    return ShapeReport(in_shape, out, rows, total, trainable, problems)
+    report = ShapeReport(in_shape, out, rows, total, trainable, problems,
+                         activations=sum(r.activations or 0 for r in rows))
+    if count:
+        _check_resources(report, p, problems)
+    return report
 
 
-def validate(p: Preset) -> list[Problem]:
-    """Every problem with ``p`` at once (empty list = valid), each with a JSON path and a fix."""
-    return _analyse(p, count=False).problems
+def validate(p: Preset, *, resources: bool = True) -> list[Problem]:
+    """Every problem with ``p`` at once (empty list = valid), each with a JSON path and a fix.
+
+    ``resources``: also refuse a model whose parameters or activations cannot fit
+    (:data:`MAX_PARAMS`, :data:`MAX_ACTIVATION_BYTES`); that counts parameters on the meta device,
+    so it imports torch. ``resources=False`` checks everything else without torch (an editor that
+    has not loaded torch yet; :func:`infer_shapes` adds the rest)."""
+    return _analyse(p, count=resources).problems
 
 
 def infer_shapes(p: Preset) -> ShapeReport:
-    """Per-layer input/output shapes and parameter counts (built on the ``meta`` device: no memory)."""
+    """Per-layer input/output shapes, parameter and activation counts (built on the ``meta`` device:
+    no memory), and every problem, the resource limits included."""
     return _analyse(p, count=True)
 
 

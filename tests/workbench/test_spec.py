@@ -370,3 +370,52 @@ def test_nesting_is_capped_with_a_clear_message_and_the_cap_builds_and_runs():
     deepest = build_model(nested(spec_mod.MAX_NESTING))
     out = deepest(torch.randn(4, 2))
     assert out.shape == (4, 2) and torch.isfinite(out).all()
+
+
+# -------------------------------------------------------------------------------- resource limits
+def test_every_built_in_preset_is_far_inside_the_resource_limits():
+    from workbench.presets import builtin_presets, load_builtin
+
+    for info in builtin_presets():
+        p = load_builtin(info.key)
+        report = infer_shapes(p)
+        assert report.ok, (info.key, report.problems)
+        assert report.total_params * 10 < spec_mod.MAX_PARAMS, info.key
+        assert report.activations * p.task.batch_size * 4 * 10 < spec_mod.MAX_ACTIVATION_BYTES, info.key
+        assert spec_mod._layer_count(p.model.layers, spec_mod.MAX_LAYERS) * 100 < spec_mod.MAX_LAYERS
+
+
+def test_models_that_cannot_fit_are_refused_with_the_figure_and_the_limit(tmp_path, capsys):
+    from workbench import cli
+
+    huge = preset_from_dict(doc([{"type": "Linear", "params": {"out_features": 1_000_000}},
+                                 {"type": "Linear", "params": {"out_features": 1_000_000}},
+                                 {"type": "Linear", "params": {"out_features": "classes"}}], dataset="checkerboard"))
+    [problem] = validate(huge)                     # counted on the meta device: nothing allocated
+    assert "1,000,006,000,002 parameters" in problem.message and "at most 1,000,000,000" in problem.message
+    wide = preset_from_dict(doc([{"type": "Conv2d", "params": {"out_channels": 4096, "kernel_size": 3,
+                                                               "padding": 1}},
+                                 {"type": "Flatten"}, {"type": "Linear", "params": {"out_features": "classes"}}],
+                                batch_size=1_000_000))
+    [problem] = validate(wide)
+    assert problem.path == "task.batch_size" and "GiB of activations" in problem.message
+    assert "lower task.batch_size (now 1000000)" in problem.fix
+    path = tmp_path / "huge.json"
+    save_preset(huge, path)
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "parameters" in err and "Traceback" not in err
+
+
+def test_a_preset_of_too_many_layers_is_refused_before_any_layer_is_read(monkeypatch):
+    calls = []
+    real = spec_mod._layer_from_dict
+    monkeypatch.setattr(spec_mod, "_layer_from_dict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    text = json.dumps(doc([{"type": "Identity"}] * (spec_mod.MAX_LAYERS + 1), dataset="checkerboard"))
+    with pytest.raises(SpecError, match="more than 10,000 layers"):
+        loads_preset(text)
+    assert calls == []
+    in_code = Preset(model=ModelSpec(layers=[LayerSpec("Identity") for _ in range(spec_mod.MAX_LAYERS + 1)]))
+    walked = []
+    monkeypatch.setattr(spec_mod._Walker, "check_layer", lambda *a: walked.append(1))
+    assert any("more than 10,000 layers" in p.message for p in validate(in_code)) and walked == []
