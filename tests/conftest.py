@@ -110,3 +110,35 @@ def make_damaged_runs():
         return out
 
     return make
+
+
+def _write_idx(path: Path, array, compress: bool) -> None:
+    import gzip
+    import struct
+
+    import numpy as np
+
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(str(path) + ".gz", "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+
+
+@pytest.fixture
+def fake_mnist():
+    """``make(folder, compress)``: the four MNIST IDX files in ``folder`` (20 training and 6 test
+    images of random pixels, labels 0-9 in turn), gzipped or plain."""
+    import numpy as np
+
+    def make(folder: Path, compress: bool) -> None:
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        _write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (20, 28, 28)), compress)
+        _write_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 10, compress)
+        _write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28)), compress)
+        _write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(6) % 10, compress)
+
+    return make

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -248,23 +249,51 @@ def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Genera
 # ---------------------------------------------------------------------------------------------
 # IDX (MNIST-format) files
 # ---------------------------------------------------------------------------------------------
+#: DEFLATE cannot expand data more than about 1032 : 1, so a .gz of n bytes holds at most this × n.
+_GZIP_MAX_RATIO = 1032
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (``.gz`` or plain) into a numpy array (uint8 data, big-endian header)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number)", "re-download the data set")
-    dtype_code, ndim = raw[2], raw[3]
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if dtype_code not in dtypes:
-        raise DataError(f"{path}: unknown IDX data type 0x{dtype_code:02x}", "re-download the data set")
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
-    data = np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated ({data.size} of {int(np.prod(dims))} values)",
-                        "re-download the data set")
-    return data.reshape(tuple(dims)).copy()  # writable: torch.from_numpy needs it
+    """Read one IDX file (``.gz`` or plain) into a numpy array (uint8 data, big-endian header).
+
+    The header's size (the product of its dimensions, in Python integers: no overflow) is checked
+    against the file before any data is read: a plain file must hold exactly that many bytes, a
+    ``.gz`` no more than DEFLATE's ratio allows; then exactly that many bytes are read, so a
+    decompression bomb is never inflated further. A truncated, corrupt or over-long file is a
+    :class:`DataError`."""
+    path = Path(path)
+    gz = str(path).endswith(".gz")
+    retry = "re-download the data set (delete the damaged file first)"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path} is not an IDX file (bad magic number)", "re-download the data set")
+            dtype_code, ndim = head[2], head[3]
+            dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+            if dtype_code not in dtypes:
+                raise DataError(f"{path}: unknown IDX data type 0x{dtype_code:02x}", "re-download the data set")
+            dtype = np.dtype(dtypes[dtype_code])
+            raw_dims = fh.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path} is truncated (its header ends early)", retry)
+            dims = [int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim)]
+            count = math.prod(dims)
+            need = count * dtype.itemsize
+            size = os.path.getsize(path)
+            room = size * _GZIP_MAX_RATIO if gz else size - 4 - 4 * ndim
+            if need > room:
+                what = f"a {size:,}-byte .gz can hold at most {room:,}" if gz else f"the file holds {room:,}"
+                raise DataError(f"{path} is truncated or damaged: its header says {'×'.join(map(str, dims))} = "
+                                f"{count:,} values ({need:,} bytes), but {what}", retry)
+            raw = fh.read(need)
+            if len(raw) < need:
+                raise DataError(f"{path} is truncated ({len(raw) // dtype.itemsize:,} of {count:,} values)", retry)
+            if fh.read(1):
+                raise DataError(f"{path} is damaged: it holds more data than its header's {count:,} values", retry)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path} cannot be read, it is truncated or corrupt: {exc}", retry) from None
+    return np.frombuffer(raw, dtype=dtype).reshape(tuple(dims)).copy()  # writable: torch.from_numpy needs it
 
 
 def _find_idx_folder(folders: Sequence[Path]) -> dict[str, Path] | None:

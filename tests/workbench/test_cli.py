@@ -314,3 +314,20 @@ def test_eval_and_export_of_a_run_with_a_hostile_preset_exit_2(tmp_path, capsys,
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_eval_on_a_truncated_gz_exits_2_with_the_file_named(tmp_path, capsys, fake_mnist):
+    data = tmp_path / "data"
+    fake_mnist(data, compress=True)
+    p = load_builtin("mlp-relu-digits")
+    p.task.dataset, p.task.batch_size, p.train.epochs, p.train.device = "mnist", 10, 1, "cpu"
+    preset = tmp_path / "mnist-mlp.json"
+    save_preset(p, preset)
+    assert cli.main(["train", str(preset), "--data-root", str(data), "--out", str(tmp_path / "runs"),
+                     "--quiet"]) == 0
+    run = Path(capsys.readouterr().out.splitlines()[0].split("run folder: ", 1)[1])
+    images = data / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:-40])
+    assert cli.main(["eval", str(run), "--data-root", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert str(images) in err and "truncated or corrupt" in err and "Traceback" not in err

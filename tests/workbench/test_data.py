@@ -86,28 +86,9 @@ def test_mnist_from_shared_idx_folder(mnist_root):
     assert sorted(torch.unique(d.val_y).tolist()) == list(range(10))
 
 
-def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(str(path) + ".gz", "wb") as fh:
-            fh.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def _fake_mnist(folder: Path, compress: bool) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    _write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (20, 28, 28)), compress)
-    _write_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 10, compress)
-    _write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28)), compress)
-    _write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(6) % 10, compress)
-
-
 @pytest.mark.parametrize("compress", [True, False])
-def test_idx_files_plain_or_gz_in_torchvision_layout(tmp_path, compress):
-    _fake_mnist(tmp_path / "FashionMNIST" / "raw", compress)
+def test_idx_files_plain_or_gz_in_torchvision_layout(tmp_path, compress, fake_mnist):
+    fake_mnist(tmp_path / "FashionMNIST" / "raw", compress)
     d = load_dataset({"dataset": "fashion-mnist", "normalize": False}, "cpu", data_root=tmp_path)
     assert (d.train_size, d.val_size) == (20, 6)
     assert d.train_y.tolist() == list(np.arange(20) % 10)
@@ -115,8 +96,8 @@ def test_idx_files_plain_or_gz_in_torchvision_layout(tmp_path, compress):
     assert read_idx(tmp_path / "FashionMNIST" / "raw" / name).tolist() == list(np.arange(20) % 10)
 
 
-def test_truncated_idx_is_a_clear_error(tmp_path):
-    _fake_mnist(tmp_path / "m", compress=False)
+def test_truncated_idx_is_a_clear_error(tmp_path, fake_mnist):
+    fake_mnist(tmp_path / "m", compress=False)
     p = tmp_path / "m" / "train-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-10])
     with pytest.raises(DataError, match="truncated"):
@@ -171,8 +152,8 @@ def test_crop_is_a_shift_with_zero_padding():
     assert not torch.equal(out, x)
 
 
-def test_cifar_style_augmented_batches_are_normalised_after_augmentation(tmp_path):
-    _fake_mnist(tmp_path / "MNIST" / "raw", compress=True)
+def test_cifar_style_augmented_batches_are_normalised_after_augmentation(tmp_path, fake_mnist):
+    fake_mnist(tmp_path / "MNIST" / "raw", compress=True)
     d = load_dataset({"dataset": "mnist", "augment": ["crop", "hflip"]}, "cpu", data_root=tmp_path)
     assert d.batch_mean is not None  # normalisation moves to the batch, after augmentation
     x, _ = next(d.train_batches(8, torch.Generator().manual_seed(0)))
@@ -184,3 +165,53 @@ def test_unknown_dataset_and_augmentation_are_errors():
         load_dataset({"dataset": "imagenet"}, "cpu")
     with pytest.raises(DataError, match="image"):
         load_dataset({"dataset": "parity", "augment": ["crop"]}, "cpu")
+
+
+def test_truncated_or_corrupt_gz_is_a_data_error(tmp_path, fake_mnist):
+    fake_mnist(tmp_path / "m", compress=True)
+    p = tmp_path / "m" / "train-images-idx3-ubyte.gz"
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])                       # cut mid-stream: gzip's EOFError
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx(p)
+    p.write_bytes(data[:10] + bytes(len(data) - 10))            # a gzip header, then garbage
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx(p)
+
+
+def _counting_gzip_reads(monkeypatch) -> list[int]:
+    got: list[int] = []
+    real = gzip.GzipFile.read
+
+    def read(self, size=-1):
+        data = real(self, size)
+        got.append(len(data))
+        return data
+
+    monkeypatch.setattr(gzip.GzipFile, "read", read)
+    return got
+
+
+def test_idx_header_size_is_checked_before_the_data_is_inflated(tmp_path, monkeypatch):
+    got = _counting_gzip_reads(monkeypatch)
+    huge = tmp_path / "huge-idx3-ubyte.gz"                      # dims whose product overflows int64
+    with gzip.open(huge, "wb") as fh:
+        fh.write(struct.pack(">BBBB", 0, 0, 0x08, 4) + struct.pack(">4I", *[2**32 - 1] * 4) + bytes(100))
+    with pytest.raises(DataError) as info:
+        read_idx(huge)
+    assert f"{(2**32 - 1) ** 4:,} values" in info.value.message and sum(got) <= 4 + 16
+    got.clear()
+    bomb = tmp_path / "bomb-idx1-ubyte.gz"                      # says 10 values, inflates to 20 MB
+    with gzip.open(bomb, "wb") as fh:
+        fh.write(struct.pack(">BBBB", 0, 0, 0x08, 1) + struct.pack(">I", 10) + bytes(20 * 2**20))
+    with pytest.raises(DataError, match="more data than its header"):
+        read_idx(bomb)
+    assert sum(got) <= 4 + 4 + 10 + 1
+
+
+def test_plain_idx_size_check_does_not_overflow(tmp_path):
+    p = tmp_path / "big-idx3-ubyte"
+    p.write_bytes(struct.pack(">BBBB", 0, 0, 0x0E, 3) + struct.pack(">3I", *[2**31] * 3) + bytes(64))
+    with pytest.raises(DataError) as info:
+        read_idx(p)
+    assert f"{2**93:,} values" in info.value.message and "holds 64" in info.value.message
