@@ -383,9 +383,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
     import warnings
 
     import torch
+
+    from .fileio import open_temp
 
     preset, model, _, path = _model_with_checkpoint(args.run, args.checkpoint)
     run = path.parent.parent
@@ -397,11 +401,12 @@ def _export(args: argparse.Namespace) -> int:
     example = torch.zeros((1, *input_shape))
     suffix = ".pt" if args.format == "torchscript" else ".onnx"
     output = args.output or (run / "export" / f"model{suffix}")
-    try:
+    try:  # a fresh temp beside the output (never an existing file or link), renamed over it at the end
         output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = open_temp(output.parent, output.name, suffix)
+        os.close(fd)
     except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
-    tmp = output.with_name(f".{output.name}.tmp{suffix}")
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}; pass --output with a writable path") from None
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -410,12 +415,15 @@ def _export(args: argparse.Namespace) -> int:
                 traced.save(str(tmp))
             else:
                 _export_onnx(model, example, tmp)
-    except Exception as exc:  # noqa: BLE001 - a layer the exporter cannot handle
+        tmp.replace(output)
+    except Exception as exc:  # noqa: BLE001 - a layer the exporter cannot handle, or the disk
         with_msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         for leftover in (tmp, tmp.with_name(tmp.name + ".data")):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the first failure is the one to report
+                leftover.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}; pass --output with a writable path") from None
         raise CliError(f"{args.format} export of {run.name} failed: {type(exc).__name__}: {with_msg}") from None
-    tmp.replace(output)
     print(f"wrote {output}")
     return 0
 

@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - Windows: a byte-range lock, also relea
     except ImportError:
         msvcrt = None  # type: ignore[assignment]
 
-__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temps", "is_temp_name", "try_lock", "STALE_AFTER_S"]
+__all__ = ["atomic_write", "atomic_write_text", "remove_stale_temps", "is_temp_name", "open_temp", "try_lock",
+           "STALE_AFTER_S"]
 
 #: A temp file untouched for this many seconds (and not locked) is an orphan of a killed write.
 STALE_AFTER_S = 60.0
@@ -102,10 +103,12 @@ def remove_stale_temps(folder: str | os.PathLike[str], dest_name: str | None = N
     return removed
 
 
-def _open_temp(folder: Path, dest_name: str) -> tuple[int, Path]:
+def open_temp(folder: Path, dest_name: str, suffix: str = "") -> tuple[int, Path]:
+    """A fresh temp file ``.<dest_name>.<16 hex>.tmp<suffix>`` in ``folder``, created O_EXCL (never an
+    existing file or link), mode 0o666 less the umask: its open descriptor and path."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
     for _ in range(100):
-        tmp = folder / f".{dest_name}.{secrets.token_hex(8)}.tmp"
+        tmp = folder / f".{dest_name}.{secrets.token_hex(8)}.tmp{suffix}"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -126,7 +129,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         st = os.lstat(path)
         if stat.S_ISREG(st.st_mode):
             keep_mode = stat.S_IMODE(st.st_mode)
-    fd, tmp = _open_temp(folder, path.name)
+    fd, tmp = open_temp(folder, path.name)
     try:
         with os.fdopen(fd, "wb") as handle:
             try_lock(handle.fileno())

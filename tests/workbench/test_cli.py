@@ -115,6 +115,30 @@ def test_export_failure_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "onnx export" in err[0] and "Unsupported operator" in err[0]
     assert not (run / "export" / "model.onnx").exists()
+    assert list((run / "export").iterdir()) == []              # no temp file left
+
+
+def test_export_to_a_read_only_place_exits_2(tmp_path, capsys, monkeypatch):
+    """A read-only file system refuses writing the model and removing the temp file alike (the
+    tester's read-only tmpfs, which needs privileges to mount: its refusals are stood in for)."""
+    import errno
+
+    run = train_tiny(tmp_path, capsys)
+    read_only = OSError(errno.EROFS, "Read-only file system")
+
+    def refuse(*a, **k):
+        raise read_only
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert cli.main(["export", str(run), "--format", "torchscript", "--output", str(tmp_path / "ro" / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "Read-only file system" in err and "Traceback" not in err
+    monkeypatch.undo()
+    (tmp_path / "dir.pt").mkdir()                                # an output that cannot be replaced
+    assert cli.main(["export", str(run), "--format", "torchscript", "--output", str(tmp_path / "dir.pt")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dir.pt")] == []
 
 
 # -------------------------------------------------------------------------------- bad input: exit 2
