@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import replace
@@ -164,12 +165,32 @@ def _task_kind(data_task: str) -> str:
     return "regression" if data_task == "regression" else "classification"
 
 
+_OOM_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
 def _is_oom(exc: BaseException) -> bool:
+    """A GPU out-of-memory error, the CPU allocator's refusal, or Python's MemoryError."""
     oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
                                   getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    if oom_types and isinstance(exc, oom_types):
+    if isinstance(exc, MemoryError) or (oom_types and isinstance(exc, oom_types)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXTS)
+
+
+def _oom_detail(exc: BaseException) -> str:
+    """What was refused, in plain words: the size asked for when the allocator says it."""
+    match = re.search(r"tried to allocate (\d+) bytes", str(exc))
+    if match:
+        size = int(match.group(1))
+        for unit, scale in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+            if size >= scale:
+                return f"an allocation of {size / scale:,.1f} {unit} was refused"
+        return f"an allocation of {size:,} bytes was refused"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if first and "tried to allocate" in first.lower():  # CUDA's text: "Tried to allocate 20.00 MiB (GPU 0; ...)"
+        return first
+    return "the memory it needed could not be allocated"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,8 +292,11 @@ class Trainer:
             return str(exc), "resume with the preset that wrote the checkpoint, or start a new run"
         if _is_oom(exc):
             batch = getattr(getattr(self.preset, "task", None), "batch_size", "?")
-            return (f"out of memory on {self.device}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                    f"lower task.batch_size (now {batch}) or use a smaller model")
+            where = f" at step {self._step}" if self._started else " while preparing the run"
+            params = self._summary.params
+            size = f" (it has {params:,} parameters)" if params else ""
+            return (f"out of memory on {self.device or 'this machine'}{where}: {_oom_detail(exc)}",
+                    f"lower task.batch_size (now {batch}) or use a smaller model{size}: fewer or narrower layers")
         try:
             from .spec import SpecError
         except ImportError:  # pragma: no cover

@@ -455,3 +455,31 @@ def test_a_resumed_run_keeps_its_figures_in_the_running_summary(tmp_path):
     finally:
         trainer.stop()
         th.join(30)
+
+
+# -------------------------------------------------------------------------------- out of memory
+@pytest.mark.parametrize("allocate", ["torch", "python"])
+def test_out_of_memory_says_so_with_the_batch_size_hint(monkeypatch, allocate):
+    """A real refusal: 1 PB from torch's CPU allocator ("can't allocate memory"), or a Python
+    MemoryError; both fail at once without using memory."""
+    import workbench.spec as spec
+
+    class Greedy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            if allocate == "torch":
+                torch.empty(2**50, dtype=torch.uint8)
+            else:
+                bytearray(2**50)
+            return self.lin(x.flatten(1))
+
+    monkeypatch.setattr(spec, "build_model", lambda p: torch.nn.Sequential(Greedy()))
+    _, events = run(mlp_digits())
+    final = events[-1]
+    assert isinstance(final, Failed) and final.message.startswith("out of memory on cpu at step 0"), final
+    if allocate == "torch":
+        assert "an allocation of 1.1 PB was refused" in final.message
+    assert "lower task.batch_size (now 64)" in final.hint and "smaller model" in final.hint
