@@ -3,7 +3,7 @@
 ``Trainer(preset, run_dir=None, data_root=None, *, download=False, resume_from=None).run(on_event)``
 runs in whatever thread calls it and returns the final :class:`RunSummary`. It never raises for
 user-caused problems (invalid preset, missing data set, absent device, a layer that fails in
-forward, non-finite loss, out of memory): those end the run with a :class:`Failed` event that
+forward, non-finite or exploding loss, out of memory): those end the run with a :class:`Failed` event that
 names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
 honoured before the next optimiser step (and between validation batches).
 
@@ -15,7 +15,9 @@ The hot loop does no host sync of its own: the per-step losses are copied into a
 buffer and the correct-prediction count is accumulated on the device; at an emit the probe vector,
 the loss buffer and the count come to the host in ONE ``.tolist()``. A non-finite loss is found
 from that buffer (so the exact step is known) and the first layer with a non-finite gradient from
-the probe's per-layer gradient norms of the same step. Layers that read their own parameters on
+the probe's per-layer gradient norms of the same step; a loss that explodes without becoming
+non-finite (more than :data:`EXPLODING_FACTOR` times where the run started) is found from the
+same values. Layers that read their own parameters on
 the host (``InfiniteDepth`` reads w to know how many sub-layers to run) add their own syncs.
 """
 from __future__ import annotations
@@ -40,6 +42,13 @@ from .probes import Probes, ProbeValues, first_nonfinite_layer
 __all__ = ["Trainer", "CheckpointMismatch", "check_checkpoint", "make_optimizer", "seed_everything"]
 
 CHECKPOINT_FORMAT = "afwb.checkpoint/1"
+
+#: The run fails as diverging when an emit window's mean training loss exceeds this many times
+#: max(the loss of the run's first step, the loss of an uninformed model: ln(classes) for
+#: cross-entropy, 1 for MSE). A loss 10,000 times that of a random guess (cross-entropy beyond
+#: 23,000 for 10 classes, a regression off by 100 standard deviations) is no healthy run; the
+#: built-in presets never go above their first loss. Adam at lr 1e6 sits at 1e13-1e21 without a NaN.
+EXPLODING_FACTOR = 1e4
 
 
 class CheckpointMismatch(ValueError):
@@ -255,7 +264,7 @@ class Trainer:
         self._samples = 0
         self._train_seconds = 0.0
         self._started = False
-        self._nonfinite = False
+        self._diverged = False  # non-finite or exploding: no checkpoint of these weights is kept
         try:
             try:
                 self._setup()
@@ -448,6 +457,7 @@ class Trainer:
         cross_entropy = F.cross_entropy
         generator = self.generator
         step = self.start_step
+        explode_at: float | None = None  # set at the first emit (see EXPLODING_FACTOR)
 
         for epoch in range(self.start_epoch, self.epochs):
             model.train()
@@ -510,6 +520,10 @@ class Trainer:
                     if not math.isfinite(sum(flat)) and (  # cheap: one sum, the detail only on trouble
                             not math.isfinite(loss_sum) or first_nonfinite_layer(values, layer_names)):
                         self._fail_nonfinite(losses, win_n, values, step)
+                    if explode_at is None:  # the run's first step: the loss of the model as it starts
+                        explode_at = EXPLODING_FACTOR * max(abs(losses[0]), self._loss_floor())
+                    if loss_sum > explode_at * n:  # one multiply and compare per emit
+                        self._fail_exploding(losses, step, explode_at)
                 opt.step()
                 schedule.after_step()
                 if emit:
@@ -553,8 +567,30 @@ class Trainer:
             on_event(end)
 
     # ---------------------------------------------------------------------------------------------
+    def _loss_floor(self) -> float:
+        """The loss of an uninformed model: ln(classes) for cross-entropy (a uniform guess), 1 for
+        mean squared error (on standardised targets, or on one-hot targets an upper bound)."""
+        if self.loss_kind == "cross_entropy":
+            return math.log(max(2, int(self.data.output_dim)))
+        return 1.0
+
+    def _fail_exploding(self, losses: list[float], step: int, limit: float) -> None:
+        """The loss grew more than :data:`EXPLODING_FACTOR` times past where the run started: it
+        diverges (an optimiser such as Adam can do so for ever without a NaN)."""
+        self._diverged = True
+        window_start = step - len(losses) + 1
+        bad = next((i for i, l in enumerate(losses) if l > limit), len(losses) - 1)
+        bad_step = window_start + bad
+        start = limit / EXPLODING_FACTOR
+        self._step = bad_step
+        raise _RunFailure(
+            f"the loss exploded at step {bad_step}: {losses[bad]:.3g}, more than {EXPLODING_FACTOR:g} × its "
+            f"starting level ({start:.3g}); the run is diverging",
+            f"lower train.lr (now {self.preset.train.lr:g}), set train.grad_clip (e.g. 1.0), or check the "
+            f"data normalisation; the last good checkpoint is kept", bad_step)
+
     def _fail_nonfinite(self, losses: list[float], ns: list[int], values: ProbeValues, step: int) -> None:
-        self._nonfinite = True
+        self._diverged = True
         window_start = step - len(losses) + 1
         bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
         bad_step = window_start + bad if bad is not None else step
@@ -670,7 +706,7 @@ class Trainer:
             summary = replace(self._summary, status=status, message=message, hint=hint)  # type: ignore[arg-type]
         if self._started and self._writer.enabled and self.preset.monitor.checkpoints and self._step > 0:
             try:
-                keep = status == "stopped" or (status == "failed" and not self._nonfinite and all(
+                keep = status == "stopped" or (status == "failed" and not self._diverged and all(
                     bool(torch.isfinite(p).all()) for p in self.model.parameters()))
                 if keep and self._step > self.start_step:
                     self._writer.save("last", self._checkpoint_state(self._epochs_done))

@@ -483,3 +483,40 @@ def test_out_of_memory_says_so_with_the_batch_size_hint(monkeypatch, allocate):
     if allocate == "torch":
         assert "an allocation of 1.1 PB was refused" in final.message
     assert "lower task.batch_size (now 64)" in final.hint and "smaller model" in final.hint
+
+
+# -------------------------------------------------------------------------------- exploding loss
+EMBEDDED_PRESETS = ["z-digits", "mlp-relu-digits", "fcnet-checkerboard", "hannet-checkerboard", "hannet-diabetes",
+                    "infinite-parity"]
+
+
+def test_embedded_presets_are_complete():
+    from workbench.data import EMBEDDED
+    from workbench.presets import builtin_presets
+
+    embedded = sorted(i.key for i in builtin_presets() if load_builtin(i.key).task.dataset in EMBEDDED)
+    assert embedded == sorted(EMBEDDED_PRESETS)
+
+
+@pytest.mark.parametrize("key", EMBEDDED_PRESETS)
+def test_the_divergence_guard_never_fires_on_a_healthy_run(key):
+    from workbench.trainer import EXPLODING_FACTOR
+
+    p = load_builtin(key)
+    p.train.epochs, p.train.device = 3, "cpu"
+    summary, events = run(p)
+    assert summary.status == "finished", events[-1]
+    losses = [e.loss for e in events if isinstance(e, Metrics)]
+    assert max(losses) < EXPLODING_FACTOR / 100 * max(losses[0], 0.5)   # not even close to the limit
+
+
+@pytest.mark.parametrize("key", ["z-digits", "mlp-relu-digits"])
+def test_adam_at_lr_1e6_fails_as_diverging_and_saves_no_checkpoint_of_it(tmp_path, key):
+    p = load_builtin(key)
+    p.train.epochs, p.train.device, p.train.lr = 4, "cpu", 1e6
+    summary, events = run(p, run_dir=tmp_path / "run")
+    final = events[-1]
+    assert isinstance(final, Failed) and "the loss exploded at step" in final.message, final
+    assert final.step is not None and "lower train.lr (now 1e+06)" in final.hint
+    assert summary.status == "failed" and summary.epochs_completed == 0
+    assert not checkpoint_path(tmp_path / "run", "last").exists()   # no weights of a diverged run kept
