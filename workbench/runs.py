@@ -152,25 +152,30 @@ def _json_problem(name: str, exc: BaseException) -> str:
 
 
 def read_metrics(path: Path | str) -> list[dict[str, Any]]:
-    """All complete records of ``metrics.jsonl`` (``path`` = run folder or the file). A torn or
-    unparsable line (a run killed mid-write) is skipped; nothing raises for a partial file."""
+    """All complete records of ``metrics.jsonl`` (``path`` = run folder or the file). Never raises:
+    a torn or unparsable line (a run killed mid-write, a damaged file: nesting too deep, a number
+    of more than 4,300 digits, a value that is not an object) is skipped; an unreadable file gives
+    the records read so far."""
     path = Path(path)
-    if path.is_dir():
-        path = path / METRICS_FILE
-    if not path.exists():
-        return []
     out: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
+    try:
+        if path.is_dir():
+            path = path / METRICS_FILE
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+                    continue
+                if isinstance(rec, dict):
+                    out.append(rec)
+    except OSError:
+        pass
     return out
 
 

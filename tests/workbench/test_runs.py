@@ -131,3 +131,21 @@ def test_run_summary_from_dict_checks_every_type():
         with pytest.raises(ValueError):
             RunSummary.from_dict(bad)
     assert RunSummary.from_dict({**good.to_dict(), "unknown": 1}) == good
+
+
+def test_read_metrics_never_raises_and_resume_skips_records_it_cannot_place(tmp_path):
+    good = [{"kind": "metrics", "step": 5, "loss": 1.0}, {"kind": "epoch", "step": 10, "epoch": 0}]
+    bad = ["[" * 100_000 + "]" * 100_000,                     # nested too deeply for json
+           '{"kind": "metrics", "step": 7, "loss": ' + "9" * 5000 + "}",   # > 4,300 digits
+           "[1, 2, 3]", '"text"', "\udcff garbage",
+           '{"kind": "metrics", "step": "x", "loss": 1}']     # parses, but has no place on the step axis
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [json.dumps(good[0]), *bad, json.dumps(good[1])]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n", errors="surrogateescape")
+    assert [r["step"] for r in read_metrics(run)] == [5, "x", 10]
+    assert read_metrics(tmp_path / "absent") == [] and read_metrics(run / "metrics.jsonl" / "x") == []
+    w = RunWriter(run)
+    w.open(Preset(name="p"), _summary("running"), resume=True, keep_until_step=10)
+    w.close()
+    assert read_metrics(run) == good
