@@ -38,6 +38,7 @@ _FORMAT_RE = re.compile(r"^afwb\.preset/(\d+)$")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "exp_curve")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+_NUMBERED_GPU = re.compile(r"cuda:\d+")  # also a device: one GPU of several (resolve_device checks it)
 PRECISIONS = ("fp32", "bf16")
 LOSSES = ("auto", "cross_entropy", "mse")
 AUGMENTS = ("crop", "hflip", "affine", "jitter")
@@ -487,7 +488,8 @@ def _section_schema() -> dict[str, dict[str, Any]]:
             "loss": P("loss", "choice", "auto", "auto: cross-entropy for classes, MSE for regression",
                       choices=LOSSES),
             "normalize": P("normalize", "bool", True, "standardise inputs with the training-set mean and std"),
-            "limit_train": P("limit_train", "int", None, "use only the first N training samples", 1, 10**9),
+            "limit_train": P("limit_train", "int", None, "use only the first N training samples (at least 2: "
+                             "a lone sample makes no batch)", 2, 10**9),
         },
         "train": {
             "optimizer": P("optimizer", "choice", "adam", "optimiser", choices=OPTIMIZERS),
@@ -525,6 +527,8 @@ def _check_sections(p: Preset, problems: list[Problem]) -> Any:
         for key, spec in specs.items():
             value = getattr(section, key)
             if key == "limit_train" and value is None:
+                continue
+            if key == "device" and isinstance(value, str) and _NUMBERED_GPU.fullmatch(value):
                 continue
             bad = spec.check(value)
             if bad is not None:

@@ -355,3 +355,38 @@ def test_eval_on_a_truncated_gz_exits_2_with_the_file_named(tmp_path, capsys, fa
     assert cli.main(["eval", str(run), "--data-root", str(data)]) == 2
     err = capsys.readouterr().err
     assert str(images) in err and "truncated or corrupt" in err and "Traceback" not in err
+
+
+# -------------------------------------------------------------------------------- small things
+def test_limit_train_1_is_bad_input_with_the_reason(tmp_path, capsys):
+    code = cli.main(["train", "z-digits", "--limit-train", "1", "--device", "cpu", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "task.limit_train" in err and "between 2 and" in err
+    assert _nothing_written(tmp_path / "runs")
+
+
+def test_a_numbered_gpu_is_a_valid_device():
+    from workbench.spec import validate
+
+    p = load_builtin("z-digits")
+    for device in ("cuda:0", "cuda:3"):
+        p.train.device = device
+        assert not [q for q in validate(p) if q.path == "train.device"], device
+    for device in ("cuda:", "cuda:x", "cuda0", "CUDA:0 ", "tpu"):
+        p.train.device = device
+        assert [q for q in validate(p) if q.path == "train.device"], device
+
+
+def test_the_printed_run_folder_exists_even_when_the_run_fails_at_once(tmp_path, capsys):
+    p = load_builtin("mlp-relu-digits")
+    p.train.device = "cpu"
+    for layer in p.model.layers:
+        layer.trainable = False                      # valid, but the optimiser has nothing to train
+    path = tmp_path / "frozen.json"
+    save_preset(p, path)
+    assert cli.main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    run = Path(captured.out.splitlines()[0].split("run folder: ", 1)[1])
+    assert run.is_dir() and "no trainable parameters" in captured.err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no trainable parameters" in summary["message"]
