@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .events import RunSummary
-from .fileio import atomic_write, atomic_write_text, try_lock
+from .fileio import atomic_write, atomic_write_text, remove_stale_temps, try_lock
 
 __all__ = [
     "default_runs_root",
@@ -278,7 +278,8 @@ def list_runs(root: Path | str | None = None) -> list[RunRecord]:
     """Every run folder directly under ``root`` (default :func:`default_runs_root`), newest first.
 
     A folder that cannot be read is listed with the reason in ``problems``; only an unreadable
-    ``root`` itself raises (``OSError``)."""
+    ``root`` itself raises (``OSError``). Temp files that killed saves left in a run folder are
+    removed (:func:`workbench.fileio.remove_stale_temps`: a minute old and not locked)."""
     root = Path(root) if root is not None else default_runs_root()
     if not root.is_dir():
         return []
@@ -287,6 +288,8 @@ def list_runs(root: Path | str | None = None) -> list[RunRecord]:
         try:
             if _is_run_dir(child):
                 records.append(load_run(child))
+                for folder in (child, child / CHECKPOINT_DIR):  # orphans of killed saves (never a live one's)
+                    remove_stale_temps(folder)
         except Exception as exc:  # noqa: BLE001 - one bad folder never hides the others
             records.append(RunRecord(path=child, preset=None, summary=None,
                                      problems=(f"the folder cannot be read: {type(exc).__name__}: {exc}",)))

@@ -149,3 +149,24 @@ def test_read_metrics_never_raises_and_resume_skips_records_it_cannot_place(tmp_
     w.open(Preset(name="p"), _summary("running"), resume=True, keep_until_step=10)
     w.close()
     assert read_metrics(run) == good
+
+
+def test_listing_removes_what_killed_saves_left_in_run_folders(tmp_path):
+    import os
+    import time as _time
+
+    from workbench.fileio import STALE_AFTER_S
+
+    run = new_run_dir(tmp_path, "demo")
+    write_json_atomic(run / "summary.json", _summary().to_dict())
+    (run / "checkpoints").mkdir()
+    old = _time.time() - 2 * STALE_AFTER_S
+    orphans = [run / ".summary.json.0123456789abcdef.tmp", run / "checkpoints" / ".last.pt.fedcba9876543210.tmp"]
+    fresh = run / "checkpoints" / ".best.pt.00112233445566aa.tmp"
+    for path in [*orphans, fresh]:
+        path.write_bytes(b"half")
+    for path in orphans:
+        os.utime(path, (old, old))
+    [rec] = list_runs(tmp_path)
+    assert rec.status == "finished"
+    assert not any(p.exists() for p in orphans) and fresh.exists()
