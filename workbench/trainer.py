@@ -3,8 +3,8 @@
 ``Trainer(preset, run_dir=None, data_root=None, *, download=False, resume_from=None).run(on_event)``
 runs in whatever thread calls it and returns the final :class:`RunSummary`. It never raises for
 user-caused problems (invalid preset, missing data set, absent device, a layer that fails in
-forward, non-finite or exploding loss, out of memory): those end the run with a :class:`Failed` event that
-names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
+forward, non-finite or exploding loss, out of memory): those end the run with a :class:`Failed`
+event that names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
 honoured before the next optimiser step (and between validation batches).
 
 Event order: ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
@@ -17,8 +17,8 @@ the loss buffer and the count come to the host in ONE ``.tolist()``. A non-finit
 from that buffer (so the exact step is known) and the first layer with a non-finite gradient from
 the probe's per-layer gradient norms of the same step; a loss that explodes without becoming
 non-finite (more than :data:`EXPLODING_FACTOR` times where the run started) is found from the
-same values. Layers that read their own parameters on
-the host (``InfiniteDepth`` reads w to know how many sub-layers to run) add their own syncs.
+same values. Layers that read their own parameters on the host (``InfiniteDepth`` reads w to know
+how many sub-layers to run) add their own syncs.
 """
 from __future__ import annotations
 
