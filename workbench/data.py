@@ -19,8 +19,9 @@ Splits (documented choice):
   ``task.val_split`` is ignored for them.
 * every embedded set (``digits``, ``parity``, ``checkerboard``, ``spirals``, ``diabetes``):
   ``val_split`` carves a seeded random fraction off the generated/shipped data (0 → no
-  validation). HanNet's checkerboard split (1,640 train / 4,921 test of the 81×81 grid) is
-  ``val_split`` = 0.75 with the default ``n_samples`` = 6,561.
+  validation). HanNet's own checkerboard split (1,640 train / 4,921 test of the 81×81 grid, the
+  files it ships) is ``options.split = "hannet"`` (``val_split`` is then ignored); ``val_split``
+  = 0.75 gives a random split of the same sizes.
 * ``parity`` draws ``n_samples`` random bit vectors once (seeded) and splits them. The original
   drew a fresh batch of 1,000 every step; a fixed large sample is used here so an epoch means
   something and runs repeat exactly (with 8 inputs there are only 256 distinct vectors anyway).
@@ -53,6 +54,8 @@ __all__ = [
     "default_data_root",
     "read_idx",
     "check_available",
+    "hannet_split",
+    "make_checkerboard",
     "EMBEDDED",
     "DOWNLOADABLE",
 ]
@@ -136,6 +139,7 @@ class LoadedData:
     val_y: torch.Tensor | None
     device: torch.device
     augment: tuple[str, ...] = ()
+    augment_options: dict[str, Any] = field(default_factory=dict)
     batch_mean: torch.Tensor | None = None
     batch_std: torch.Tensor | None = None
     target_scale: float = 1.0
@@ -171,7 +175,7 @@ class LoadedData:
         x = self.train_x.index_select(0, idx)
         y = self.train_y.index_select(0, idx)
         if self.augment:
-            x = augment_batch(x, self.augment, generator)
+            x = augment_batch(x, self.augment, generator, self.augment_options)
         if self.batch_mean is not None:
             x = (x - self.batch_mean) / self.batch_std
         return x, y
@@ -202,20 +206,39 @@ def _rand(shape: Sequence[int], generator: torch.Generator | None, device: torch
     return torch.rand(*shape, generator=generator, device=device)
 
 
-def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
+def _augment_settings(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One augmentation's settings: the preset's ``task.augment_options[name]`` over the schema's defaults."""
+    from workbench.spec import augment_options_schema
+
+    given = dict((options or {}).get(name) or {})
+    return {key: given.get(key, spec.default) for key, spec in augment_options_schema()[name].items()}
+
+
+def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None,
+                  options: Mapping[str, Mapping[str, Any]] | None = None) -> torch.Tensor:
     """Apply the named augmentations to an (N, C, H, W) batch in [0, 1], each sample drawn independently.
 
-    ``crop``: zero-pad 4 pixels and crop back at a random offset; ``hflip``: mirror half of the
-    samples; ``affine``: rotation ±10°, translation ±10 % of the size, scale 1–1.2 (bilinear);
-    ``jitter``: brightness and contrast ×U(0.8, 1.2), clamped to [0, 1].
+    ``options`` maps a name to its settings (:func:`workbench.spec.augment_options_schema`; the
+    defaults are given here):
+
+    * ``crop``: zero-pad ``padding`` (4) pixels and crop back at a random offset;
+    * ``hflip``: mirror each sample with probability ``p`` (0.5);
+    * ``affine``: torchvision ``RandomAffine(degrees, translate=(t, t), scale=(scale_min, scale_max))``
+      semantics: angle ~ U(−degrees, degrees) (10), zoom ~ U(scale_min, scale_max) (1–1.2) about the
+      centre, then a shift of round(U(−t·W, t·W)) × round(U(−t·H, t·H)) whole pixels (t = ``translate``,
+      0.1); zero fill; ``interpolation`` bilinear (default) or nearest (torchvision's default);
+    * ``jitter``: brightness ×U(1 − b, 1 + b) and contrast ×U(1 − c, 1 + c) (b = c = 0.2), clamped to [0, 1].
     """
     if x.dim() != 4:
         return x
     n, c, h, w = x.shape
     dev = x.device
     for name in names:
+        if name not in AUGMENTATIONS:
+            raise DataError(f"unknown augmentation '{name}'", f"use one of {', '.join(AUGMENTATIONS)}")
+        o = _augment_settings(name, options)
         if name == "crop":
-            pad = 4
+            pad = int(o["padding"])
             padded = F.pad(x, (pad, pad, pad, pad))
             oy = (_rand((n,), generator, dev) * (2 * pad + 1)).long().clamp_(max=2 * pad)
             ox = (_rand((n,), generator, dev) * (2 * pad + 1)).long().clamp_(max=2 * pad)
@@ -224,24 +247,30 @@ def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Genera
             tmp = padded.gather(2, rows)
             x = tmp.gather(3, cols)
         elif name == "hflip":
-            flip = _rand((n, 1, 1, 1), generator, dev) < 0.5
+            flip = _rand((n, 1, 1, 1), generator, dev) < float(o["p"])
             x = torch.where(flip, x.flip(-1), x)
         elif name == "affine":
-            angle = (_rand((n,), generator, dev) * 2 - 1) * math.radians(10.0)
-            scale = 1.0 + 0.2 * _rand((n,), generator, dev)
-            tx = (_rand((n,), generator, dev) * 2 - 1) * 0.2   # grid units: 0.2 = 10 % of the size
-            ty = (_rand((n,), generator, dev) * 2 - 1) * 0.2
+            angle = (_rand((n,), generator, dev) * 2 - 1) * math.radians(float(o["degrees"]))
+            lo, hi = float(o["scale_min"]), float(o["scale_max"])
+            scale = lo + (hi - lo) * _rand((n,), generator, dev)
+            t = float(o["translate"])
+            dx = torch.round((_rand((n,), generator, dev) * 2 - 1) * (t * w))  # whole pixels, as torchvision
+            dy = torch.round((_rand((n,), generator, dev) * 2 - 1) * (t * h))
+            # affine_grid maps output coordinates p (in [-1, 1], align_corners=False: one pixel = 2/size)
+            # to input coordinates A·(p − s) with A = (rotation·zoom)⁻¹: the content is rotated and
+            # zoomed about the centre, then shifted by s = (2·dx/W, 2·dy/H), like torchvision's inverse matrix
             cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-            theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+            sx, sy = dx * (2.0 / w), dy * (2.0 / h)
+            theta = torch.stack([torch.stack([cos, -sin, -(cos * sx - sin * sy)], 1),
+                                 torch.stack([sin, cos, -(sin * sx + cos * sy)], 1)], 1)
             grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            x = F.grid_sample(x, grid, mode=str(o["interpolation"]), padding_mode="zeros", align_corners=False)
         elif name == "jitter":
-            bright = 0.8 + 0.4 * _rand((n, 1, 1, 1), generator, dev)
-            contrast = 0.8 + 0.4 * _rand((n, 1, 1, 1), generator, dev)
+            b, k = float(o["brightness"]), float(o["contrast"])
+            bright = (1.0 - b) + 2 * b * _rand((n, 1, 1, 1), generator, dev)
+            contrast = (1.0 - k) + 2 * k * _rand((n, 1, 1, 1), generator, dev)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = ((x * bright - mean) * contrast + mean).clamp(0.0, 1.0)
-        else:
-            raise DataError(f"unknown augmentation '{name}'", f"use one of {', '.join(AUGMENTATIONS)}")
     return x
 
 
@@ -347,13 +376,48 @@ def make_parity(n_inputs: int, k_active: int, n: int, rng: np.random.Generator) 
     return bits.astype(np.float32), labels.astype(np.int64)
 
 
+# HanNet's shipped train/test split of the 81×81 checkerboard grid, as a bitmask over the grid index
+# 81·i + j (point (linspace(-1, 1, 81)[i], linspace(-1, 1, 81)[j]), row-major as make_checkerboard
+# orders it): bit set = one of the 1,640 training points, clear = one of the 4,921 test points.
+# Derived from github.com/yyy32/HanNet checkerboard_experiments/dataset/trainset.txt and testset.txt
+# (commit 09f8dc0, unchanged since 7507e20) by locating every row's (x1, x2) on the grid; only this
+# index list is kept here (the repository has no licence file), not the files. np.packbits order
+# (most significant bit first), base64. The shipped labels (columns 3 and 4, the same 0/1 label
+# twice) equal make_checkerboard(12, 6561) at every one of the 6,561 points.
+_HANNET_TRAIN_MASK = (
+    "BAsQGMZQwkCFCAFEgCyKAVCTKACOdEIVNA0gU1wQFEIAAtCUEoWHIICGICCQBED4ExEYAID4aEg2SMLQJ0KXUgpgGIkUIkgA"
+    "AhlwAMggkAAsMeBAZpAQGAkAI5EhChIIBg5QQxAAoRsZMCYmEMsMF6HARAAApogoAgVIgBAAYGKYdEQQiKSgBgAMAFBRgGQA"
+    "BEAMLJlBQYCyiKgBYUQgAAQRhhLBIwwEIQAARgkiQgIYJpAgiY7EBgwAKGAKOIhIgAAACAKGAZQCAABBioKoCIAQACeRMAIA"
+    "AaABEDCQECZhIELYBAKAhARMIQ9gjAhAqCcpBEcxRQ4BAUUFKsgAAIAIAADANQJAQBNTSgEAhkDAUHi0wIOQAcQtAAYCNCGQ"
+    "ATyQERYQUKEBIIQAUCAQdE2w0SMAAQOCEUIAAUiYECCABNQACR1IcEAABYQwEDQ0jUggaGAQkAALgSmIksICAAgiAAIwOaqB"
+    "ACAcEQCTBJCGRCIwRJEVImhAwVBBIAEGwEEoBRJSipIBECASABHAGxBgkFIySACghQiIFBAQIIAABByYBQJIoNIkwQgCJCQB"
+    "wQSgZGxRAIQOQqAeBBAA4giLLADAoEFhAUGoGlIgAOAIQFqJwwAEAEQQdY4AAmICKoEAooEEAAE4NtCABgRBeEg8AYAB5Igg"
+    "AAETChMBCM0ENBxAIhDEJSSQAiWxABBQhEAKycEQUoKSDAAREgUorACEuAWFEomERiMAgAwgCbMiADhkcCFCyADC00QGCAGA"
+    "BAsCYSAACCgAGMlAKIk1QgQAApIGFFBfASRAYcQABXAYR8VAWHAqCAHpriYACBIUBJCEYIMAACMNlgKSoIRAAYAjADPAxJGh"
+    "JABJAKIAAJAkI0CQAkECoLBhAcOSAEAACRgJECgJKAc1/wEGAAEBAACLcYHKEgDEAVgWhSBXBTJAAGAQBOUcgEllAA+gCgAQ"
+    "KCUAIGEJUkCACAYRAQAChUIDAFAYABoMAAQqAMYBKxU0cYAKAAioEoRAAsDCeTAxKQIEBJUhCQhAIgQEIAFYcQAtWBkwDQAN"
+    "WkaAMCEgBCEADjThAKAKBAAHQAQKWCEGAikigAA="
+)
+
+
+def hannet_split() -> tuple[np.ndarray, np.ndarray]:
+    """Grid indices (ascending) of HanNet's shipped 1,640 training and 4,921 test points."""
+    import base64
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode("".join(_HANNET_TRAIN_MASK)), dtype=np.uint8))[:81 * 81]
+    train = np.flatnonzero(bits)
+    test = np.flatnonzero(bits == 0)
+    return train, test
+
+
 def make_checkerboard(squares: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """HanNet's styled problem on [-1, 1]²: a ``squares``×``squares`` board of alternating classes
     over the inner square [-0.9, 0.9)² and a class-0 border.
 
     ``n_samples`` = 6,561 (= 81²) gives HanNet's exact data: the 81×81 grid of ``linspace(-1, 1, 81)``
-    (``utl.problem`` with t = squares/2; HanNet used t = 4, i.e. 8 squares per side). Any other count
-    draws that many uniform random points.
+    (``utl.problem(t)`` with t = squares/2 in github.com/yyy32/HanNet ``checkerboard_experiments``;
+    the shipped data set is t = 6, i.e. a 12×12 board of 6-point squares, not the function's default
+    t = 4). Any other count draws that many uniform random points.
     """
     if n_samples == 81 * 81:
         idx = np.arange(81)
@@ -434,6 +498,7 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     val_split = float(_attr(task, "val_split", 0.1) or 0.0)
     normalize = bool(_attr(task, "normalize", True))
     augment = tuple(_attr(task, "augment", ()) or ())
+    augment_options = dict(_attr(task, "augment_options", {}) or {})
     limit = _attr(task, "limit_train", None)
     for a in augment:
         if a not in AUGMENTATIONS:
@@ -468,7 +533,14 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
         notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
     elif name == "checkerboard":
         x, y = make_checkerboard(int(_opt(options, "checkerboard", "squares")), int(_opt(options, "checkerboard", "n_samples")), rng)
-        tr, va = _split(len(x), val_split, rng)
+        if _opt(options, "checkerboard", "split") == "hannet":
+            if len(x) != 81 * 81:
+                raise DataError(f"checkerboard: split 'hannet' needs the 81×81 grid (n_samples 6561), got {len(x)}",
+                                "set task.options.n_samples to 6561 or split to 'random'")
+            tr, va = hannet_split()
+            notes["split"] = "HanNet's shipped split: 1,640 train / 4,921 test grid points (val_split ignored)"
+        else:
+            tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
     elif name == "spirals":
@@ -553,5 +625,5 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     return LoadedData(
         name=name, task=task_kind, input_shape=tuple(train_x.shape[1:]), output_dim=classes,
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, device=device,
-        augment=augment, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
+        augment=augment, augment_options=augment_options, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
     )

@@ -76,21 +76,31 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
-    """``train.optimizer`` over the model's trainable parameters (requires_grad True only)."""
+    """``train.optimizer`` over the model's trainable parameters (requires_grad True only).
+
+    ``train.optimizer_options`` (validated against :func:`workbench.spec.optimizer_options_schema`,
+    whose defaults are PyTorch's) sets sgd's nesterov/dampening, adam/adamw's beta1/beta2/eps and
+    adadelta's rho/eps.
+    """
+    from .spec import optimizer_options_schema
+
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise _RunFailure("the model has no trainable parameters", "set \"trainable\": true on at least one layer")
     name = str(train.optimizer)
     lr, wd = float(train.lr), float(train.weight_decay)
+    schema = optimizer_options_schema().get(name)
+    if schema is None:
+        raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
+    given = getattr(train, "optimizer_options", None) or {}
+    o = {key: given.get(key, spec.default) for key, spec in schema.items()}
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
-    raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
+        return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd,
+                               dampening=float(o["dampening"]), nesterov=bool(o["nesterov"]))
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=lr, weight_decay=wd, betas=(float(o["beta1"]), float(o["beta2"])), eps=float(o["eps"]))
+    return torch.optim.Adadelta(params, lr=lr, weight_decay=wd, rho=float(o["rho"]), eps=float(o["eps"]))
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
