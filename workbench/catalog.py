@@ -39,6 +39,9 @@ DATASET_OPTIONS: dict[str, dict[str, ParamSpec]] = {
         "n_inputs": _P("n_inputs", "int", 8, "random binary inputs per sample", 1, 64),
         "k_active": _P("k_active", "int", 3, "the target is the parity (XOR) of the first k_active inputs", 0, 64),
         "n_samples": _P("n_samples", "int", 16384, "samples drawn (train + validation)", 16, 10_000_000),
+        "fresh_batches": _P("fresh_batches", "bool", False, "draw every training batch fresh on the device, as the "
+                            "original did (an epoch is then n_samples·(1 − val_split) fresh samples; the "
+                            "validation part stays a fixed sample)"),
     },
     "checkerboard": {
         "squares": _P("squares", "int", 12, "board squares per side on the inner [-0.9, 0.9)² (HanNet's shipped data: "

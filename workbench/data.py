@@ -23,8 +23,10 @@ Splits (documented choice):
   files it ships) is ``options.split = "hannet"`` (``val_split`` is then ignored); ``val_split``
   = 0.75 gives a random split of the same sizes.
 * ``parity`` draws ``n_samples`` random bit vectors once (seeded) and splits them. The original
-  drew a fresh batch of 1,000 every step; a fixed large sample is used here so an epoch means
-  something and runs repeat exactly (with 8 inputs there are only 256 distinct vectors anyway).
+  drew a fresh batch of 1,000 every step; ``options.fresh_batches`` does that too (each training
+  batch drawn on the device from the run's seeded generator, so runs still repeat exactly and
+  resume where they stopped), with the fixed validation part for validation and an epoch of
+  n_samples·(1 − val_split) fresh samples. Without it the fixed training part is used.
 
 ``task.limit_train`` keeps a seeded random subset of that many training samples.
 ``task.normalize`` standardises image sets per channel (fixed published means/stds for
@@ -126,7 +128,9 @@ class LoadedData:
     (N, output_dim) (regression). ``target_scale`` converts a regression error in stored
     (z-scored) units back into target units (the target's standard deviation; 1.0 otherwise).
     ``batch_mean``/``batch_std``: when set, batches are standardised after augmentation
-    (otherwise the stored tensors are already normalised).
+    (otherwise the stored tensors are already normalised). ``fresh_parity`` = (n_inputs, k_active)
+    makes :attr:`fresh_batches` true: every training batch is then drawn fresh by
+    :meth:`fresh_batch` and ``train_x``/``train_y`` only fix the epoch length.
     """
 
     name: str
@@ -140,6 +144,7 @@ class LoadedData:
     device: torch.device
     augment: tuple[str, ...] = ()
     augment_options: dict[str, Any] = field(default_factory=dict)
+    fresh_parity: tuple[int, int] | None = None
     batch_mean: torch.Tensor | None = None
     batch_std: torch.Tensor | None = None
     target_scale: float = 1.0
@@ -179,6 +184,18 @@ class LoadedData:
         if self.batch_mean is not None:
             x = (x - self.batch_mean) / self.batch_std
         return x, y
+
+    @property
+    def fresh_batches(self) -> bool:
+        """True when every training batch is drawn fresh (:meth:`fresh_batch`) instead of sliced."""
+        return self.fresh_parity is not None
+
+    def fresh_batch(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` new random samples drawn on the device from ``generator`` (no host sync)."""
+        if self.fresh_parity is None:
+            raise DataError(f"data set '{self.name}' has no fresh batches", "slice the stored training set")
+        n_inputs, k_active = self.fresh_parity
+        return parity_batch(n, n_inputs, k_active, generator, self.device)
 
     def train_batches(self, batch_size: int, generator: torch.Generator | None = None
                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -410,6 +427,16 @@ def hannet_split() -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
+def parity_batch(n: int, n_inputs: int, k_active: int, generator: torch.Generator | None,
+                 device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` fresh parity samples on ``device``: uniform random bits (0/1 floats) and the XOR of the
+    first ``k_active`` as an int64 label; what ``experiment_00_xor.py`` ``generate_xor_data`` draws
+    before every step (github.com/kutoga/going_deeper, commit e4d72d8)."""
+    bits = torch.randint(0, 2, (n, n_inputs), generator=generator, device=device)
+    labels = bits[:, :k_active].sum(dim=1) % 2
+    return bits.float(), labels
+
+
 def make_checkerboard(squares: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """HanNet's styled problem on [-1, 1]²: a ``squares``×``squares`` board of alternating classes
     over the inner square [-0.9, 0.9)² and a class-0 border.
@@ -510,6 +537,7 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     image = False
     mean_std: tuple[Sequence[float], Sequence[float]] | None = None
     notes: dict[str, Any] = {}
+    fresh_parity: tuple[int, int] | None = None
 
     if name == "digits":
         from sklearn.datasets import load_digits
@@ -530,7 +558,11 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
-        notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
+        if _opt(options, "parity", "fresh_batches"):
+            fresh_parity = (n_inputs, k_active)
+            notes["split"] = "fresh training batches every step (as the original); validation = a fixed seeded sample"
+        else:
+            notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
     elif name == "checkerboard":
         x, y = make_checkerboard(int(_opt(options, "checkerboard", "squares")), int(_opt(options, "checkerboard", "n_samples")), rng)
         if _opt(options, "checkerboard", "split") == "hannet":
@@ -625,5 +657,5 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     return LoadedData(
         name=name, task=task_kind, input_shape=tuple(train_x.shape[1:]), output_dim=classes,
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, device=device,
-        augment=augment, augment_options=augment_options, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
+        augment=augment, augment_options=augment_options, fresh_parity=fresh_parity, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
     )

@@ -431,20 +431,22 @@ class Trainer:
         plain = self._autocast is None and self.loss_kind == "cross_entropy"
         cross_entropy = F.cross_entropy
         generator = self.generator
+        fresh = data.fresh_batches
         step = self.start_step
 
         for epoch in range(self.start_epoch, self.epochs):
             model.train()
             t_epoch = time.perf_counter()
             paused_at_epoch = self._paused_s
-            perm = data.permutation(self.generator)
-            y_perm = data.train_y.index_select(0, perm) if classification else None  # window labels by slicing
+            # fresh batches (the Going-Deeper parity task) are drawn per step and need no permutation
+            perm = None if fresh else data.permutation(generator)
             slices = data.batch_slices(self.batch_size)
             last_index = len(slices) - 1
             # the window since the last emit: references to tensors the step computed anyway, so
             # the hot loop adds no device work; reduced in one go at the emit
             win_loss: list[torch.Tensor] = []
             win_out: list[torch.Tensor] = []
+            win_y: list[torch.Tensor] = []
             win_n: list[int] = []
             ep_loss_sum = 0.0
             ep_n = 0
@@ -454,7 +456,10 @@ class Trainer:
             for bi, (s0, s1) in enumerate(slices):
                 if stop.is_set() or not running.is_set():
                     self._wait_if_paused()
-                x, y = data.train_batch(perm, s0, s1, generator)
+                if fresh:
+                    x, y = data.fresh_batch(s1 - s0, generator)
+                else:
+                    x, y = data.train_batch(perm, s0, s1, generator)
                 if plain:  # fp32 cross-entropy: the common case, without the helper calls
                     out = model(x)
                     loss = cross_entropy(out, y)
@@ -473,6 +478,7 @@ class Trainer:
                 win_n.append(s1 - s0)
                 if classification:
                     win_out.append(out.detach())
+                    win_y.append(y)
                 step += 1
                 emit = (step % every == 0) or bi == last_index
                 if emit:
@@ -482,7 +488,7 @@ class Trainer:
                     parts += win_loss
                     if classification:
                         outs = win_out[0] if k == 1 else torch.cat(win_out)
-                        ys = y_perm[s1 - outs.shape[0]:s1]  # the window's labels: a view, no op
+                        ys = win_y[0] if k == 1 else torch.cat(win_y)  # the labels the window trained on
                         parts.append((outs.argmax(-1) == ys).sum(dtype=torch.float32))
                     flat = torch.stack(parts).tolist()  # the one host sync of this emit
                     values = probes.decode(flat[:n_probe], probes.last_mask)
@@ -516,7 +522,7 @@ class Trainer:
                     if write:
                         writer.append([metrics.flat()])
                     on_event(metrics)
-                    win_loss, win_out, win_n = [], [], []
+                    win_loss, win_out, win_y, win_n = [], [], [], []
                     t_emit = time.perf_counter()
                     paused_at_emit = self._paused_s
             self._step = step
