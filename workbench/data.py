@@ -35,6 +35,7 @@ Augmentations (``crop``, ``hflip``, ``affine``, ``jitter``) run on the device on
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import os
@@ -223,12 +224,18 @@ def _rand(shape: Sequence[int], generator: torch.Generator | None, device: torch
     return torch.rand(*shape, generator=generator, device=device)
 
 
-def _augment_settings(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One augmentation's settings: the preset's ``task.augment_options[name]`` over the schema's defaults."""
+@functools.lru_cache(maxsize=None)
+def _augment_defaults(name: str) -> tuple[tuple[str, Any], ...]:
     from workbench.spec import augment_options_schema
 
-    given = dict((options or {}).get(name) or {})
-    return {key: given.get(key, spec.default) for key, spec in augment_options_schema()[name].items()}
+    return tuple((key, spec.default) for key, spec in augment_options_schema()[name].items())
+
+
+def _augment_settings(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One augmentation's settings: the preset's ``task.augment_options[name]`` over the schema's
+    defaults (looked up once per name: this runs for every training batch)."""
+    given = (options or {}).get(name) or {}
+    return {key: given.get(key, default) for key, default in _augment_defaults(name)}
 
 
 def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None,
