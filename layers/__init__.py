@@ -5,6 +5,7 @@
 - Π-Nets (``layers.pinet``): ``ProductConv2d``, ``PiBlock2d``, ``CCPPolynomial``
 - Twist (``layers.twist``): ``TwistConv2d``, ``TwistBasicBlock``
 - Infinite depth (``layers.depth``): ``DepthGate``, ``InfiniteDepth``
+- Initialisation schemes of the seed recipes (``layers.init``): ``init_weight_``, ``init_vector_``
 
 Constructor keywords match the preset JSON keys; impossible settings raise ``ValueError`` naming
 the argument, and forward-time shape mismatches raise ``ValueError`` naming the layer and shapes.

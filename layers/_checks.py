@@ -50,6 +50,13 @@ def check_bool(owner: str, name: str, value: object) -> bool:
     return value
 
 
+def check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{owner}: {name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
 def check_float(owner: str, name: str, value: object, minimum: float | None = None,
                 exclusive: bool = False) -> float:
     """Return ``value`` as a float; with ``minimum`` require ``value ≥ minimum`` (``>`` if exclusive)."""

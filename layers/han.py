@@ -18,7 +18,8 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_features, check_float, check_int
+from ._checks import check_bool, check_choice, check_features, check_float, check_int
+from .init import HOUSEHOLDER_INITS, init_vector_
 
 __all__ = ["HouseholderLinear", "HanLayer", "HanStack"]
 
@@ -26,28 +27,30 @@ __all__ = ["HouseholderLinear", "HanLayer", "HanStack"]
 class HouseholderLinear(nn.Module):
     """Affine Householder reflection ``y = x − 2 (uᵀx / (uᵀu + eps)) u + b`` (Yu & Zhang, arXiv 2106.04088).
 
-    Parameters: ``u`` (features,), initialised as a random unit vector (``nn.init.orthogonal_`` of a
-    d×1 matrix), and ``bias`` (features,) ~ U(−1/√d, 1/√d): 2·features in all. The reflector is
+    Parameters: ``u`` (features,), initialised by ``init`` (default ``"orthogonal"``: a random unit
+    vector, ``nn.init.orthogonal_`` of a d×1 matrix, as the original's ``--initial orth``; also
+    ``"kaiming_normal"`` and ``"xavier_normal"``, its other two choices, see :mod:`layers.init`), and
+    ``bias`` (features,) ~ U(−1/√d, 1/√d) as in ``checkerboard_experiments/ann.py``
+    ``HouseholderLayer`` (github.com/yyy32/HanNet, commit 09f8dc0): 2·features in all. The reflector is
     orthogonal (H Hᵀ = I), involutory (H² = I) with det H = −1; ``eps`` only guards u → 0.
     The projection uᵀx is an element-wise product and sum, which autocast leaves in the input's
     precision, so the reflection stays orthogonal to float32 accuracy under bf16 autocast.
     """
 
-    def __init__(self, features: int, bias: bool = True, eps: float = 1e-12) -> None:
+    def __init__(self, features: int, bias: bool = True, eps: float = 1e-12, init: str = "orthogonal") -> None:
         super().__init__()
         name = type(self).__name__
         self.features = check_int(name, "features", features)
         check_bool(name, "bias", bias)
         self.eps = check_float(name, "eps", eps, minimum=0.0)
+        self.init = check_choice(name, "init", init, HOUSEHOLDER_INITS)
         self.u = nn.Parameter(torch.empty(features))
         self.bias = nn.Parameter(torch.empty(features)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            column = torch.empty(self.features, 1, dtype=self.u.dtype, device=self.u.device)
-            nn.init.orthogonal_(column)
-            self.u.copy_(column.view(-1))
+            init_vector_(self.u, self.init, type(self).__name__)
             if self.bias is not None:
                 bound = 1.0 / math.sqrt(self.features)
                 nn.init.uniform_(self.bias, -bound, bound)
@@ -70,7 +73,7 @@ class HouseholderLinear(nn.Module):
         return eye - (2.0 / ((u * u).sum() + self.eps)) * torch.outer(u, u)
 
     def extra_repr(self) -> str:
-        return f"features={self.features}, bias={self.bias is not None}, eps={self.eps:g}"
+        return f"features={self.features}, bias={self.bias is not None}, eps={self.eps:g}, init={self.init}"
 
 
 class HanLayer(HouseholderLinear):
@@ -80,15 +83,15 @@ class HanLayer(HouseholderLinear):
     ‖y‖₂ = ‖x‖₂ exactly; the Jacobian diag(sign(Hx + b))·H is orthogonal. 2·features parameters.
     """
 
-    def __init__(self, features: int, bias: bool = True) -> None:
-        super().__init__(features, bias=bias)
+    def __init__(self, features: int, bias: bool = True, init: str = "orthogonal") -> None:
+        super().__init__(features, bias=bias, init=init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features("HanLayer", x, self.features)
         return torch.abs(self._reflect(x))
 
     def extra_repr(self) -> str:
-        return f"features={self.features}, bias={self.bias is not None}"
+        return f"features={self.features}, bias={self.bias is not None}, init={self.init}"
 
 
 class HanStack(nn.Module):
@@ -98,13 +101,14 @@ class HanStack(nn.Module):
     product of orthogonal matrices, hence orthogonal (no vanishing or exploding gradients).
     """
 
-    def __init__(self, features: int, depth: int, bias: bool = True) -> None:
+    def __init__(self, features: int, depth: int, bias: bool = True, init: str = "orthogonal") -> None:
         super().__init__()
         name = type(self).__name__
         self.features = check_int(name, "features", features)
         self.depth = check_int(name, "depth", depth)
         check_bool(name, "bias", bias)
-        self.layers = nn.ModuleList(HanLayer(features, bias=bias) for _ in range(depth))
+        check_choice(name, "init", init, HOUSEHOLDER_INITS)
+        self.layers = nn.ModuleList(HanLayer(features, bias=bias, init=init) for _ in range(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features("HanStack", x, self.features)
@@ -114,4 +118,4 @@ class HanStack(nn.Module):
 
     def extra_repr(self) -> str:
         bias = self.layers[0].bias is not None
-        return f"features={self.features}, depth={self.depth}, bias={bias}"
+        return f"features={self.features}, depth={self.depth}, bias={bias}, init={self.layers[0].init}"

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import IntPair, check_bool, check_features, check_image, check_int, check_pair, low_precision
+from ._checks import (IntPair, check_bool, check_choice, check_features, check_image, check_int, check_pair,
+                      low_precision)
+from .init import CONV_INITS, init_weight_
 
 __all__ = ["ProductConv2d", "PiBlock2d", "CCPPolynomial"]
 
@@ -67,13 +69,27 @@ class PiBlock2d(nn.Module):
         y = t + s + BN₃(t ⊙ s)                 (product_conv1x1: BN₃(conv1×1(t ⊙ s)))
 
     In eval mode t and s are affine in x, so y is a polynomial of degree 2 in x; with the product
-    branch zeroed the block is affine. ``zero_init_product=True`` sets γ of BN₃ to 0 so training
-    starts from the linear residual block (the digest's suggestion); the default False matches the
-    official code. The product is taken in float32 under low-precision autocast.
+    branch zeroed the block is affine. The product is taken in float32 under low-precision autocast.
+
+    Initialisation (the official ``ResNet.init_weights`` as its training log ``logs/pinet_norelu.log``
+    lists it per tensor; github.com/grigorisg9gr/polynomial_nets, commit 210f0d3):
+
+    * ``zero_init_residual=True`` sets γ of BN₂ to 0 (mmcls ``zero_init_residual``, the official
+      default): t = 0 at the start, so s ⊙ t = 0 too and every block starts as the identity /
+      projection y = s. BN₃ keeps γ = 1.
+    * ``conv_init="kaiming_normal_fan_out"``: every conv (3×3, shortcut 1×1, product 1×1) drawn from
+      N(0, 2/fan_out) as the official ``KaimingInit(mode="fan_out", nonlinearity="relu")``;
+      ``"default"`` keeps PyTorch's.
+    * ``zero_init_product=True`` sets γ of BN₃ to 0 instead (no product term at the start); this is
+      not in the official code, which leaves BN₃ at γ = 1.
+
+    The defaults (all off / "default") are PyTorch's; the official recipe is
+    ``zero_init_residual=True, conv_init="kaiming_normal_fan_out"``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, product_conv1x1: bool = False,
-                 zero_init_product: bool = False) -> None:
+                 zero_init_product: bool = False, zero_init_residual: bool = False,
+                 conv_init: str = "default") -> None:
         super().__init__()
         name = type(self).__name__
         self.in_channels = check_int(name, "in_channels", in_channels)
@@ -81,6 +97,8 @@ class PiBlock2d(nn.Module):
         self.stride = check_int(name, "stride", stride)
         self.product_conv1x1 = check_bool(name, "product_conv1x1", product_conv1x1)
         self.zero_init_product = check_bool(name, "zero_init_product", zero_init_product)
+        self.zero_init_residual = check_bool(name, "zero_init_residual", zero_init_residual)
+        self.conv_init = check_choice(name, "conv_init", conv_init, CONV_INITS)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
@@ -93,6 +111,11 @@ class PiBlock2d(nn.Module):
             )
         self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False) if product_conv1x1 else None
         self.bn3 = nn.BatchNorm2d(out_channels)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                init_weight_(m, conv_init)
+        if zero_init_residual:
+            nn.init.zeros_(self.bn2.weight)
         if zero_init_product:
             nn.init.zeros_(self.bn3.weight)
 
@@ -107,7 +130,8 @@ class PiBlock2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, stride={self.stride}, "
-                f"product_conv1x1={self.product_conv1x1}, zero_init_product={self.zero_init_product}")
+                f"product_conv1x1={self.product_conv1x1}, zero_init_product={self.zero_init_product}, "
+                f"zero_init_residual={self.zero_init_residual}, conv_init={self.conv_init}")
 
 
 class CCPPolynomial(nn.Module):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from workbench.registry import ParamSpec
-from workbench.spec import Problem, SpecError, unknown_key_problem
+from workbench.spec import Problem, SpecError, check_option_values
 
 __all__ = ["DatasetInfo", "DATASET_NAMES", "DATASET_OPTIONS", "dataset_info", "check_options", "default_options"]
 
@@ -27,8 +27,10 @@ class DatasetInfo:
     description: str
 
 
-def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None) -> ParamSpec:
-    return ParamSpec(name=name, kind=kind, default=default, help=help, min=lo, max=hi)  # type: ignore[arg-type]
+def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
+       choices: tuple[Any, ...] = ()) -> ParamSpec:
+    return ParamSpec(name=name, kind=kind, default=default, help=help, min=lo, max=hi,  # type: ignore[arg-type]
+                     choices=choices)
 
 
 DATASET_OPTIONS: dict[str, dict[str, ParamSpec]] = {
@@ -37,12 +39,18 @@ DATASET_OPTIONS: dict[str, dict[str, ParamSpec]] = {
         "n_inputs": _P("n_inputs", "int", 8, "random binary inputs per sample", 1, 64),
         "k_active": _P("k_active", "int", 3, "the target is the parity (XOR) of the first k_active inputs", 0, 64),
         "n_samples": _P("n_samples", "int", 16384, "samples drawn (train + validation)", 16, 10_000_000),
+        "fresh_batches": _P("fresh_batches", "bool", False, "draw every training batch fresh on the device, as the "
+                            "original did (an epoch is then n_samples·(1 − val_split) fresh samples; the "
+                            "validation part stays a fixed sample)"),
     },
     "checkerboard": {
-        "squares": _P("squares", "int", 8, "board squares per side on [-1, 1]² (HanNet: 8); neighbouring squares alternate "
-                      "class", 2, 32),
-        "n_samples": _P("n_samples", "int", 6561, "points drawn (HanNet used 1,640 train + 4,921 test = 6,561)",
-                        16, 10_000_000),
+        "squares": _P("squares", "int", 12, "board squares per side on the inner [-0.9, 0.9)² (HanNet's shipped data: "
+                      "12); neighbouring squares alternate class", 2, 32),
+        "n_samples": _P("n_samples", "int", 6561, "points: 6,561 = HanNet's 81×81 grid on [-1, 1]², any other count "
+                        "draws uniform random points", 16, 10_000_000),
+        "split": _P("split", "choice", "random", "random: val_split carves a seeded random part off; hannet: the "
+                    "original's shipped 1,640 train / 4,921 test points of the 81×81 grid (val_split is ignored)",
+                    choices=("random", "hannet")),
     },
     "spirals": {
         "n_arms": _P("n_arms", "int", 2, "interleaved spiral arms, one class each", 2, 16),
@@ -60,7 +68,8 @@ DATASET_NAMES: tuple[str, ...] = tuple(DATASET_OPTIONS)
 _DESCRIPTIONS = {
     "digits": "scikit-learn's 1,797 handwritten digits, 8×8 grey images (values 0–16), 10 classes; embedded",
     "parity": "n_inputs random bits, target = parity of the first k_active (the Going-Deeper XOR task); generated",
-    "checkerboard": "2-D points in [-1, 1]² labelled by a checkerboard (HanNet's styled problem); generated",
+    "checkerboard": "2-D points in [-1, 1]² labelled by a 12×12 checkerboard inside a class-0 border (HanNet's "
+                    "styled problem, the 81×81 grid by default); generated",
     "spirals": "2-D points on interleaved spirals, one class per arm; generated",
     "diabetes": "scikit-learn diabetes regression: 442 patients, 10 standardised features, 1 target "
                 "(disease progression after one year); embedded",
@@ -82,16 +91,13 @@ def check_options(name: str, options: Mapping[str, Any] | None, path: str = "tas
     if not isinstance(options, Mapping):
         return [Problem(path, f"options must be an object, got {type(options).__name__}",
                         'write "options": {} or {"name": value}')]
-    schema = DATASET_OPTIONS.get(name, {})
-    problems: list[Problem] = []
-    for key, value in options.items():
-        if key not in schema:
-            problems.append(unknown_key_problem(f"{path}.{key}", key, list(schema), kind="option", owner=name,
-                                                where=f"dataset {name}"))
-            continue
-        bad = schema[key].check(value)
-        if bad is not None:
-            problems.append(Problem(f"{path}.{key}", bad[0], bad[1]))
+    problems = check_option_values(path, options, DATASET_OPTIONS.get(name, {}), owner=name, where=f"dataset {name}")
+    if name == "checkerboard" and not problems:
+        merged = {**default_options(name), **options}
+        if merged["split"] == "hannet" and merged["n_samples"] != 6561:
+            problems.append(Problem(f"{path}.split", f"split 'hannet' is a split of the 81×81 grid (6,561 points), "
+                                    f"but n_samples = {merged['n_samples']}", "set n_samples to 6561 or split to "
+                                    "'random'"))
     if name == "parity" and not problems:
         merged = {**default_options(name), **options}
         if merged["k_active"] > merged["n_inputs"]:

@@ -19,11 +19,14 @@ Splits (documented choice):
   ``task.val_split`` is ignored for them.
 * every embedded set (``digits``, ``parity``, ``checkerboard``, ``spirals``, ``diabetes``):
   ``val_split`` carves a seeded random fraction off the generated/shipped data (0 → no
-  validation). HanNet's checkerboard split (1,640 train / 4,921 test of the 81×81 grid) is
-  ``val_split`` = 0.75 with the default ``n_samples`` = 6,561.
+  validation). HanNet's own checkerboard split (1,640 train / 4,921 test of the 81×81 grid, the
+  files it ships) is ``options.split = "hannet"`` (``val_split`` is then ignored); ``val_split``
+  = 0.75 gives a random split of the same sizes.
 * ``parity`` draws ``n_samples`` random bit vectors once (seeded) and splits them. The original
-  drew a fresh batch of 1,000 every step; a fixed large sample is used here so an epoch means
-  something and runs repeat exactly (with 8 inputs there are only 256 distinct vectors anyway).
+  drew a fresh batch of 1,000 every step; ``options.fresh_batches`` does that too (each training
+  batch drawn on the device from the run's seeded generator, so runs still repeat exactly and
+  resume where they stopped), with the fixed validation part for validation and an epoch of
+  n_samples·(1 − val_split) fresh samples. Without it the fixed training part is used.
 
 ``task.limit_train`` keeps a seeded random subset of that many training samples.
 ``task.normalize`` standardises image sets per channel (fixed published means/stds for
@@ -32,6 +35,7 @@ Augmentations (``crop``, ``hflip``, ``affine``, ``jitter``) run on the device on
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import os
@@ -54,6 +58,8 @@ __all__ = [
     "default_data_root",
     "read_idx",
     "check_available",
+    "hannet_split",
+    "make_checkerboard",
     "EMBEDDED",
     "DOWNLOADABLE",
 ]
@@ -124,7 +130,9 @@ class LoadedData:
     (N, output_dim) (regression). ``target_scale`` converts a regression error in stored
     (z-scored) units back into target units (the target's standard deviation; 1.0 otherwise).
     ``batch_mean``/``batch_std``: when set, batches are standardised after augmentation
-    (otherwise the stored tensors are already normalised).
+    (otherwise the stored tensors are already normalised). ``fresh_parity`` = (n_inputs, k_active)
+    makes :attr:`fresh_batches` true: every training batch is then drawn fresh by
+    :meth:`fresh_batch` and ``train_x``/``train_y`` only fix the epoch length.
     """
 
     name: str
@@ -137,6 +145,8 @@ class LoadedData:
     val_y: torch.Tensor | None
     device: torch.device
     augment: tuple[str, ...] = ()
+    augment_options: dict[str, Any] = field(default_factory=dict)
+    fresh_parity: tuple[int, int] | None = None
     batch_mean: torch.Tensor | None = None
     batch_std: torch.Tensor | None = None
     target_scale: float = 1.0
@@ -172,10 +182,22 @@ class LoadedData:
         x = self.train_x.index_select(0, idx)
         y = self.train_y.index_select(0, idx)
         if self.augment:
-            x = augment_batch(x, self.augment, generator)
+            x = augment_batch(x, self.augment, generator, self.augment_options)
         if self.batch_mean is not None:
             x = (x - self.batch_mean) / self.batch_std
         return x, y
+
+    @property
+    def fresh_batches(self) -> bool:
+        """True when every training batch is drawn fresh (:meth:`fresh_batch`) instead of sliced."""
+        return self.fresh_parity is not None
+
+    def fresh_batch(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` new random samples drawn on the device from ``generator`` (no host sync)."""
+        if self.fresh_parity is None:
+            raise DataError(f"data set '{self.name}' has no fresh batches", "slice the stored training set")
+        n_inputs, k_active = self.fresh_parity
+        return parity_batch(n, n_inputs, k_active, generator, self.device)
 
     def train_batches(self, batch_size: int, generator: torch.Generator | None = None
                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -203,20 +225,45 @@ def _rand(shape: Sequence[int], generator: torch.Generator | None, device: torch
     return torch.rand(*shape, generator=generator, device=device)
 
 
-def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
+@functools.lru_cache(maxsize=None)
+def _augment_defaults(name: str) -> tuple[tuple[str, Any], ...]:
+    from workbench.spec import augment_options_schema
+
+    return tuple((key, spec.default) for key, spec in augment_options_schema()[name].items())
+
+
+def _augment_settings(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One augmentation's settings: the preset's ``task.augment_options[name]`` over the schema's
+    defaults (looked up once per name: this runs for every training batch)."""
+    given = (options or {}).get(name) or {}
+    return {key: given.get(key, default) for key, default in _augment_defaults(name)}
+
+
+def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Generator | None = None,
+                  options: Mapping[str, Mapping[str, Any]] | None = None) -> torch.Tensor:
     """Apply the named augmentations to an (N, C, H, W) batch in [0, 1], each sample drawn independently.
 
-    ``crop``: zero-pad 4 pixels and crop back at a random offset; ``hflip``: mirror half of the
-    samples; ``affine``: rotation ±10°, translation ±10 % of the size, scale 1–1.2 (bilinear);
-    ``jitter``: brightness and contrast ×U(0.8, 1.2), clamped to [0, 1].
+    ``options`` maps a name to its settings (:func:`workbench.spec.augment_options_schema`; the
+    defaults are given here):
+
+    * ``crop``: zero-pad ``padding`` (4) pixels and crop back at a random offset;
+    * ``hflip``: mirror each sample with probability ``p`` (0.5);
+    * ``affine``: torchvision ``RandomAffine(degrees, translate=(t, t), scale=(scale_min, scale_max))``
+      semantics: angle ~ U(−degrees, degrees) (10), zoom ~ U(scale_min, scale_max) (1–1.2) about the
+      centre, then a shift of round(U(−t·W, t·W)) × round(U(−t·H, t·H)) whole pixels (t = ``translate``,
+      0.1); zero fill; ``interpolation`` bilinear (default) or nearest (torchvision's default);
+    * ``jitter``: brightness ×U(1 − b, 1 + b) and contrast ×U(1 − c, 1 + c) (b = c = 0.2), clamped to [0, 1].
     """
     if x.dim() != 4:
         return x
     n, c, h, w = x.shape
     dev = x.device
     for name in names:
+        if name not in AUGMENTATIONS:
+            raise DataError(f"unknown augmentation '{name}'", f"use one of {', '.join(AUGMENTATIONS)}")
+        o = _augment_settings(name, options)
         if name == "crop":
-            pad = 4
+            pad = int(o["padding"])
             padded = F.pad(x, (pad, pad, pad, pad))
             oy = (_rand((n,), generator, dev) * (2 * pad + 1)).long().clamp_(max=2 * pad)
             ox = (_rand((n,), generator, dev) * (2 * pad + 1)).long().clamp_(max=2 * pad)
@@ -225,24 +272,30 @@ def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Genera
             tmp = padded.gather(2, rows)
             x = tmp.gather(3, cols)
         elif name == "hflip":
-            flip = _rand((n, 1, 1, 1), generator, dev) < 0.5
+            flip = _rand((n, 1, 1, 1), generator, dev) < float(o["p"])
             x = torch.where(flip, x.flip(-1), x)
         elif name == "affine":
-            angle = (_rand((n,), generator, dev) * 2 - 1) * math.radians(10.0)
-            scale = 1.0 + 0.2 * _rand((n,), generator, dev)
-            tx = (_rand((n,), generator, dev) * 2 - 1) * 0.2   # grid units: 0.2 = 10 % of the size
-            ty = (_rand((n,), generator, dev) * 2 - 1) * 0.2
+            angle = (_rand((n,), generator, dev) * 2 - 1) * math.radians(float(o["degrees"]))
+            lo, hi = float(o["scale_min"]), float(o["scale_max"])
+            scale = lo + (hi - lo) * _rand((n,), generator, dev)
+            t = float(o["translate"])
+            dx = torch.round((_rand((n,), generator, dev) * 2 - 1) * (t * w))  # whole pixels, as torchvision
+            dy = torch.round((_rand((n,), generator, dev) * 2 - 1) * (t * h))
+            # affine_grid maps output coordinates p (in [-1, 1], align_corners=False: one pixel = 2/size)
+            # to input coordinates A·(p − s) with A = (rotation·zoom)⁻¹: the content is rotated and
+            # zoomed about the centre, then shifted by s = (2·dx/W, 2·dy/H), like torchvision's inverse matrix
             cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-            theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+            sx, sy = dx * (2.0 / w), dy * (2.0 / h)
+            theta = torch.stack([torch.stack([cos, -sin, -(cos * sx - sin * sy)], 1),
+                                 torch.stack([sin, cos, -(sin * sx + cos * sy)], 1)], 1)
             grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            x = F.grid_sample(x, grid, mode=str(o["interpolation"]), padding_mode="zeros", align_corners=False)
         elif name == "jitter":
-            bright = 0.8 + 0.4 * _rand((n, 1, 1, 1), generator, dev)
-            contrast = 0.8 + 0.4 * _rand((n, 1, 1, 1), generator, dev)
+            b, k = float(o["brightness"]), float(o["contrast"])
+            bright = (1.0 - b) + 2 * b * _rand((n, 1, 1, 1), generator, dev)
+            contrast = (1.0 - k) + 2 * k * _rand((n, 1, 1, 1), generator, dev)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = ((x * bright - mean) * contrast + mean).clamp(0.0, 1.0)
-        else:
-            raise DataError(f"unknown augmentation '{name}'", f"use one of {', '.join(AUGMENTATIONS)}")
     return x
 
 
@@ -376,13 +429,58 @@ def make_parity(n_inputs: int, k_active: int, n: int, rng: np.random.Generator) 
     return bits.astype(np.float32), labels.astype(np.int64)
 
 
+# HanNet's shipped train/test split of the 81×81 checkerboard grid, as a bitmask over the grid index
+# 81·i + j (point (linspace(-1, 1, 81)[i], linspace(-1, 1, 81)[j]), row-major as make_checkerboard
+# orders it): bit set = one of the 1,640 training points, clear = one of the 4,921 test points.
+# Derived from github.com/yyy32/HanNet checkerboard_experiments/dataset/trainset.txt and testset.txt
+# (commit 09f8dc0, unchanged since 7507e20) by locating every row's (x1, x2) on the grid; only this
+# index list is kept here (the repository has no licence file), not the files. np.packbits order
+# (most significant bit first), base64. The shipped labels (columns 3 and 4, the same 0/1 label
+# twice) equal make_checkerboard(12, 6561) at every one of the 6,561 points.
+_HANNET_TRAIN_MASK = (
+    "BAsQGMZQwkCFCAFEgCyKAVCTKACOdEIVNA0gU1wQFEIAAtCUEoWHIICGICCQBED4ExEYAID4aEg2SMLQJ0KXUgpgGIkUIkgA"
+    "AhlwAMggkAAsMeBAZpAQGAkAI5EhChIIBg5QQxAAoRsZMCYmEMsMF6HARAAApogoAgVIgBAAYGKYdEQQiKSgBgAMAFBRgGQA"
+    "BEAMLJlBQYCyiKgBYUQgAAQRhhLBIwwEIQAARgkiQgIYJpAgiY7EBgwAKGAKOIhIgAAACAKGAZQCAABBioKoCIAQACeRMAIA"
+    "AaABEDCQECZhIELYBAKAhARMIQ9gjAhAqCcpBEcxRQ4BAUUFKsgAAIAIAADANQJAQBNTSgEAhkDAUHi0wIOQAcQtAAYCNCGQ"
+    "ATyQERYQUKEBIIQAUCAQdE2w0SMAAQOCEUIAAUiYECCABNQACR1IcEAABYQwEDQ0jUggaGAQkAALgSmIksICAAgiAAIwOaqB"
+    "ACAcEQCTBJCGRCIwRJEVImhAwVBBIAEGwEEoBRJSipIBECASABHAGxBgkFIySACghQiIFBAQIIAABByYBQJIoNIkwQgCJCQB"
+    "wQSgZGxRAIQOQqAeBBAA4giLLADAoEFhAUGoGlIgAOAIQFqJwwAEAEQQdY4AAmICKoEAooEEAAE4NtCABgRBeEg8AYAB5Igg"
+    "AAETChMBCM0ENBxAIhDEJSSQAiWxABBQhEAKycEQUoKSDAAREgUorACEuAWFEomERiMAgAwgCbMiADhkcCFCyADC00QGCAGA"
+    "BAsCYSAACCgAGMlAKIk1QgQAApIGFFBfASRAYcQABXAYR8VAWHAqCAHpriYACBIUBJCEYIMAACMNlgKSoIRAAYAjADPAxJGh"
+    "JABJAKIAAJAkI0CQAkECoLBhAcOSAEAACRgJECgJKAc1/wEGAAEBAACLcYHKEgDEAVgWhSBXBTJAAGAQBOUcgEllAA+gCgAQ"
+    "KCUAIGEJUkCACAYRAQAChUIDAFAYABoMAAQqAMYBKxU0cYAKAAioEoRAAsDCeTAxKQIEBJUhCQhAIgQEIAFYcQAtWBkwDQAN"
+    "WkaAMCEgBCEADjThAKAKBAAHQAQKWCEGAikigAA="
+)
+
+
+def hannet_split() -> tuple[np.ndarray, np.ndarray]:
+    """Grid indices (ascending) of HanNet's shipped 1,640 training and 4,921 test points."""
+    import base64
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode("".join(_HANNET_TRAIN_MASK)), dtype=np.uint8))[:81 * 81]
+    train = np.flatnonzero(bits)
+    test = np.flatnonzero(bits == 0)
+    return train, test
+
+
+def parity_batch(n: int, n_inputs: int, k_active: int, generator: torch.Generator | None,
+                 device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` fresh parity samples on ``device``: uniform random bits (0/1 floats) and the XOR of the
+    first ``k_active`` as an int64 label; what ``experiment_00_xor.py`` ``generate_xor_data`` draws
+    before every step (github.com/kutoga/going_deeper, commit e4d72d8)."""
+    bits = torch.randint(0, 2, (n, n_inputs), generator=generator, device=device)
+    labels = bits[:, :k_active].sum(dim=1) % 2
+    return bits.float(), labels
+
+
 def make_checkerboard(squares: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """HanNet's styled problem on [-1, 1]²: a ``squares``×``squares`` board of alternating classes
     over the inner square [-0.9, 0.9)² and a class-0 border.
 
     ``n_samples`` = 6,561 (= 81²) gives HanNet's exact data: the 81×81 grid of ``linspace(-1, 1, 81)``
-    (``utl.problem`` with t = squares/2; HanNet used t = 4, i.e. 8 squares per side). Any other count
-    draws that many uniform random points.
+    (``utl.problem(t)`` with t = squares/2 in github.com/yyy32/HanNet ``checkerboard_experiments``;
+    the shipped data set is t = 6, i.e. a 12×12 board of 6-point squares, not the function's default
+    t = 4). Any other count draws that many uniform random points.
     """
     if n_samples == 81 * 81:
         idx = np.arange(81)
@@ -463,6 +561,7 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     val_split = float(_attr(task, "val_split", 0.1) or 0.0)
     normalize = bool(_attr(task, "normalize", True))
     augment = tuple(_attr(task, "augment", ()) or ())
+    augment_options = dict(_attr(task, "augment_options", {}) or {})
     limit = _attr(task, "limit_train", None)
     for a in augment:
         if a not in AUGMENTATIONS:
@@ -474,6 +573,7 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     image = False
     mean_std: tuple[Sequence[float], Sequence[float]] | None = None
     notes: dict[str, Any] = {}
+    fresh_parity: tuple[int, int] | None = None
 
     if name == "digits":
         from sklearn.datasets import load_digits
@@ -494,10 +594,21 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
         tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
-        notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
+        if _opt(options, "parity", "fresh_batches"):
+            fresh_parity = (n_inputs, k_active)
+            notes["split"] = "fresh training batches every step (as the original); validation = a fixed seeded sample"
+        else:
+            notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
     elif name == "checkerboard":
         x, y = make_checkerboard(int(_opt(options, "checkerboard", "squares")), int(_opt(options, "checkerboard", "n_samples")), rng)
-        tr, va = _split(len(x), val_split, rng)
+        if _opt(options, "checkerboard", "split") == "hannet":
+            if len(x) != 81 * 81:
+                raise DataError(f"checkerboard: split 'hannet' needs the 81×81 grid (n_samples 6561), got {len(x)}",
+                                "set task.options.n_samples to 6561 or split to 'random'")
+            tr, va = hannet_split()
+            notes["split"] = "HanNet's shipped split: 1,640 train / 4,921 test grid points (val_split ignored)"
+        else:
+            tr, va = _split(len(x), val_split, rng)
         xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
         classes = 2
     elif name == "spirals":
@@ -582,5 +693,5 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
     return LoadedData(
         name=name, task=task_kind, input_shape=tuple(train_x.shape[1:]), output_dim=classes,
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, device=device,
-        augment=augment, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
+        augment=augment, augment_options=augment_options, fresh_parity=fresh_parity, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
     )

@@ -317,6 +317,13 @@ def _padding(default: int = 0) -> ParamSpec:
               0, 64)
 
 
+# init choices per layer kind: the names of layers.init's tables (LINEAR_INITS, CONV_INITS,
+# HOUSEHOLDER_INITS), repeated here so importing the registry does not import torch; a test keeps
+# the two equal.
+LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01")
+CONV_INITS = ("default", "kaiming_normal", "kaiming_normal_fan_out", "orthogonal")
+HOUSEHOLDER_INITS = ("orthogonal", "kaiming_normal", "xavier_normal")
+
 _BIAS = _P("bias", "bool", True, "learn an additive bias")
 _ROUTES = _P("routes", "int", 4, "parallel routes merged by the learned soft mean (1 = the plain layer)", 1, 64)
 _PER_ROUTE = _P("per_route_hardness", "bool", True, "one hardness per (output, route) instead of per output")
@@ -384,20 +391,23 @@ def _han_build(cls_name: str) -> Callable:
         import layers.han as han
         cls = getattr(han, cls_name)
         if cls_name == "HanStack":
-            return cls(s[0], p["depth"], bias=p["bias"])
-        return cls(s[0], bias=p["bias"])
+            return cls(s[0], p["depth"], bias=p["bias"], init=p["init"])
+        return cls(s[0], bias=p["bias"], init=p["init"])
     return build
 
 
+_HAN_INIT = _P("init", "choice", "orthogonal", "initialisation of the Householder vector u: orthogonal (a random "
+               "unit vector, HanNet's --initial orth), kaiming_normal or xavier_normal (its other choices)",
+               choices=HOUSEHOLDER_INITS)
 _entry("HouseholderLinear", "Han layers", "Affine Householder reflection (orthogonal, 2·d parameters)",
-       "y = (I − 2uuᵀ/uᵀu) x + b", _HAN_PAPER, [_BIAS], ("bias",),
+       "y = (I − 2uuᵀ/uᵀu) x + b", _HAN_PAPER, [_BIAS, _HAN_INIT], ("bias",),
        _vector_same("HouseholderLinear"), _han_build("HouseholderLinear"))
 _entry("HanLayer", "Han layers", "Absolute value of a Householder reflection: norm- and gradient-preserving",
-       "y = |(I − 2uuᵀ/uᵀu) x + b|", _HAN_PAPER, [_BIAS], ("bias",),
+       "y = |(I − 2uuᵀ/uᵀu) x + b|", _HAN_PAPER, [_BIAS, _HAN_INIT], ("bias",),
        _vector_same("HanLayer"), _han_build("HanLayer"))
 _entry("HanStack", "Han layers", "depth Han-layers in sequence at constant width (orthogonal Jacobian)",
        "y = |H_D(… |H_1 x + b_1| …) + b_D|", _HAN_PAPER,
-       [_P("depth", "int", 4, "number of Han-layers", 1, 10_000), _BIAS], ("depth",),
+       [_P("depth", "int", 4, "number of Han-layers", 1, 10_000), _BIAS, _HAN_INIT], ("depth",),
        _vector_same("HanStack"), _han_build("HanStack"))
 
 
@@ -421,14 +431,20 @@ def _piblock_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:
 def _piblock_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from layers.pinet import PiBlock2d
     return PiBlock2d(s[0], p["out_channels"], stride=p["stride"], product_conv1x1=p["product_conv1x1"],
-                     zero_init_product=p["zero_init_product"])
+                     zero_init_product=p["zero_init_product"], zero_init_residual=p["zero_init_residual"],
+                     conv_init=p["conv_init"])
 
 
 _entry("PiBlock2d", "Π-Net", "PiNet residual block without activation: linear branch + skip + normalised product",
        "t = BN(conv(BN(conv x))),  s = x or BN(conv₁ₓ₁ x),  y = t + s + BN(t ⊙ s)", _PI_PAPER,
        [_out_channels(64), _P("stride", "int", 1, "stride of the first 3×3 conv (2 halves the size)", 1, 4),
         _P("product_conv1x1", "bool", False, "1×1 conv on the product before its BatchNorm"),
-        _P("zero_init_product", "bool", False, "start with the product term at zero (γ of its BN = 0)")],
+        _P("zero_init_product", "bool", False, "start with the product term at zero (γ of its BN = 0; not in "
+           "the official code)"),
+        _P("zero_init_residual", "bool", False, "γ of the second BN = 0: every block starts as y = s (the official "
+           "ResNet default)"),
+        _P("conv_init", "choice", "default", "conv weight initialisation: default (PyTorch's) or "
+           "kaiming_normal_fan_out (the official KaimingInit)", choices=CONV_INITS)],
        ("out_channels", "stride"), _piblock_shape, _piblock_build)
 
 
@@ -461,12 +477,15 @@ def _twist_conv_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:
 def _twist_conv_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from layers.twist import TwistConv2d
     return TwistConv2d(s[0], p["out_channels"], kernel_size=p["kernel_size"], stride=p["stride"],
-                       padding=p["padding"], bias=p["bias"])
+                       padding=p["padding"], bias=p["bias"], twist_init=p["twist_init"])
 
 
+_TWIST_INIT = _P("twist_init", "choice", "zero", "zero: start as the plain convolution; random: the original's "
+                 "random twist (PyTorch's conv init, projected to its odd part)", choices=("zero", "random"))
 _entry("TwistConv2d", "Twist", "Convolution whose coefficients vary affinely with position (PDE view)",
-       "y = K∗x + X⊙(Kₓ∗x) + Y⊙(K_y∗x),  Kₓ odd under 180°,  K_y = rot90(Kₓ)", _TWIST_PAPER,
-       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias")],
+       "y = K∗x + X⊙(Kₓ∗x) + Y⊙(K_y∗x),  Kₓ odd under 180°,  K_y = rot90(Kₓ, −1)", _TWIST_PAPER,
+       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias"),
+        _TWIST_INIT],
        ("out_channels", "kernel_size", "stride"), _twist_conv_shape, _twist_conv_build)
 
 
@@ -477,13 +496,14 @@ def _twist_block_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:
 
 def _twist_block_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from layers.twist import TwistBasicBlock
-    return TwistBasicBlock(s[0], p["out_channels"], stride=p["stride"], twist=p["twist"])
+    return TwistBasicBlock(s[0], p["out_channels"], stride=p["stride"], twist=p["twist"], twist_init=p["twist_init"])
 
 
 _entry("TwistBasicBlock", "Twist", "Pre-activation ResNet basic block whose two 3×3 convs are twisted",
-       "y = conv₂′(relu(bn₂(conv₁′(relu(bn₁ x))))) + shortcut(relu(bn₁ x))", _TWIST_PAPER,
+       "y = conv₂′(relu(bn₂(conv₁′(relu(bn₁ x))))) + shortcut(relu(bn₁ x)),  shortcut = id or bn(conv₁ₓ₁)",
+       _TWIST_PAPER,
        [_out_channels(64), _P("stride", "int", 1, "stride of the first conv (2 halves the size)", 1, 4),
-        _P("twist", "bool", True, "twist both convs (False: a plain pre-activation block)")],
+        _P("twist", "bool", True, "twist both convs (False: a plain pre-activation block)"), _TWIST_INIT],
        ("out_channels", "stride", "twist"), _twist_block_shape, _twist_block_build)
 
 
@@ -535,22 +555,32 @@ def _linear_shape(s: Shape, p: dict, ctx: BuildContext) -> Shape:
 
 def _linear_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from torch import nn
-    return nn.Linear(s[0], p["out_features"], bias=p["bias"])
+
+    from layers.init import init_weight_
+    return init_weight_(nn.Linear(s[0], p["out_features"], bias=p["bias"]), p["init"])
 
 
 _entry("Linear", "Vanilla", "Fully connected affine map", "y = Wx + b", _TORCH,
-       [_out_features(64), _BIAS], ("out_features",), _linear_shape, _linear_build)
+       [_out_features(64), _BIAS,
+        _P("init", "choice", "default", "weight initialisation: default (PyTorch's), orthogonal (HanNet), "
+           "kaiming_normal (HanNet's FCNet), xavier_normal, normal_0.01 (Π-Net head, bias 0)",
+           choices=LINEAR_INITS)],
+       ("out_features",), _linear_shape, _linear_build)
 
 
 def _conv_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
     from torch import nn
-    return nn.Conv2d(s[0], p["out_channels"], p["kernel_size"], stride=p["stride"], padding=p["padding"],
-                     bias=p["bias"])
+
+    from layers.init import init_weight_
+    return init_weight_(nn.Conv2d(s[0], p["out_channels"], p["kernel_size"], stride=p["stride"],
+                                  padding=p["padding"], bias=p["bias"]), p["init"])
 
 
 _entry("Conv2d", "Vanilla", "2-D convolution", "y = K∗x + b", _TORCH,
-       [_out_channels(16), _kernel(3), _stride(), _padding(), _BIAS], ("out_channels", "kernel_size"),
-       lambda s, p, c: _conv_shape(s, p, "Conv2d"), _conv_build)
+       [_out_channels(16), _kernel(3), _stride(), _padding(), _BIAS,
+        _P("init", "choice", "default", "weight initialisation: default (PyTorch's), kaiming_normal, "
+           "kaiming_normal_fan_out (Π-Net / ResNet, bias 0), orthogonal", choices=CONV_INITS)],
+       ("out_channels", "kernel_size"), lambda s, p, c: _conv_shape(s, p, "Conv2d"), _conv_build)
 
 
 def _pool_params(default_kernel: int = 2) -> list[ParamSpec]:

@@ -4,8 +4,8 @@
 name           learning rate                                                             stepped
 =============  =======================================================================  ==========
 ``none``       constant ``lr``                                                           —
-``step``       ``lr·gamma^k`` after the k-th milestone; milestones are fractions of      per epoch
-               the total epochs (0.5 → halfway), rounded to whole epochs
+``step``       ``lr·gamma^k`` after the k-th milestone; milestones are fractions of      per step
+               all optimiser steps (0.5 → halfway), rounded to whole steps
 ``cosine``     cosine annealing from ``lr`` to 0 over all optimiser steps                per step
 ``onecycle``   PyTorch's one-cycle policy with peak ``lr`` over all optimiser steps      per step
 ``exp_curve``  ``lr·e·(x/p)·exp(−x/p)``, x = epoch + 1, p = ``peak_epoch`` (twist-ResNet  per epoch
@@ -34,10 +34,15 @@ def exp_curve_factor(epoch: int, peak_epoch: float) -> float:
     return math.e * (x / p) * math.exp(-x / p)
 
 
-def step_milestones(fractions: list[float], epochs: int) -> list[int]:
-    """Epoch indices at which the ``step`` schedule multiplies lr by gamma (fractions of ``epochs``)."""
-    out = sorted({max(1, int(round(float(f) * epochs))) for f in fractions})
-    return [m for m in out if m <= epochs]
+def step_milestones(fractions: list[float], total_steps: int) -> list[int]:
+    """Optimiser-step counts after which the ``step`` schedule multiplies lr by gamma.
+
+    Milestone m = round(f · total_steps): steps 1 … m run at the previous lr, step m + 1 on at the
+    next. This is ``MultiStepLR(milestones=[f·maxiter, …])`` stepped after every iteration, as
+    HanNet's ``checkerboard_experiments/main.py`` does (github.com/yyy32/HanNet, commit 09f8dc0).
+    """
+    out = sorted({max(1, int(round(float(f) * total_steps))) for f in fractions})
+    return [m for m in out if m <= total_steps]
 
 
 @dataclass
@@ -77,8 +82,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, train: Any, steps_per_epoch:
     if name == "none":
         return Schedule(None, per_step=False)
     if name == "step":
-        milestones = step_milestones(list(getattr(train, "milestones", [0.5, 0.75])), epochs)
-        return Schedule(sched.MultiStepLR(optimizer, milestones=milestones, gamma=float(train.gamma)), per_step=False)
+        milestones = step_milestones(list(getattr(train, "milestones", [0.5, 0.75])), total_steps)
+        return Schedule(sched.MultiStepLR(optimizer, milestones=milestones, gamma=float(train.gamma)), per_step=True)
     if name == "cosine":
         return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total_steps), per_step=True)
     if name == "onecycle":

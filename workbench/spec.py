@@ -29,6 +29,7 @@ __all__ = [
     "MonitorSpec", "Preset", "LayerShape", "ShapeReport", "upgrade", "preset_from_dict",
     "preset_to_dict", "loads_preset", "dumps_preset", "load_preset", "save_preset", "validate",
     "infer_shapes", "build_model", "layer_names", "layer_name", "layer_path", "unknown_key_problem",
+    "optimizer_options_schema", "augment_options_schema", "check_option_values",
 ]
 
 FORMAT_VERSION = 1
@@ -119,7 +120,11 @@ class ModelSpec:
 
 @dataclass
 class TaskSpec:
-    """What to learn: the dataset and how it is fed (batch size in samples, validation fraction)."""
+    """What to learn: the dataset and how it is fed (batch size in samples, validation fraction).
+
+    ``augment_options`` maps an augmentation named in ``augment`` to its settings, e.g.
+    ``{"affine": {"translate": 0.3}}`` (see :func:`augment_options_schema`; unset keys keep their defaults).
+    """
 
     dataset: str = "digits"
     batch_size: int = 128
@@ -127,6 +132,7 @@ class TaskSpec:
     loss: str = "auto"
     normalize: bool = True
     augment: list[str] = field(default_factory=list)
+    augment_options: dict[str, Any] = field(default_factory=dict)
     limit_train: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -135,11 +141,14 @@ class TaskSpec:
 class TrainSpec:
     """How to learn: optimiser, learning rate and its schedule, epochs, seed, device, precision.
 
-    ``milestones`` are fractions of the whole run (step scheduler); ``peak_epoch`` shapes the
+    ``milestones`` are fractions of all optimiser steps (step scheduler, stepped after every
+    step); ``optimizer_options`` holds the chosen optimiser's own settings (see
+    :func:`optimizer_options_schema`; unset keys keep PyTorch's defaults); ``peak_epoch`` shapes the
     ``exp_curve`` schedule lr·e·(x/p)·exp(−x/p) with x = epoch + 1; ``grad_clip`` 0 means off.
     """
 
     optimizer: str = "adam"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
@@ -512,6 +521,112 @@ def _section_schema() -> dict[str, dict[str, Any]]:
     }
 
 
+def optimizer_options_schema() -> dict[str, dict[str, Any]]:
+    """``train.optimizer_options`` keys per optimiser, as ParamSpecs whose defaults are PyTorch's."""
+    from workbench.registry import ParamSpec as P
+
+    betas = {
+        "beta1": P("beta1", "float", 0.9, "decay rate of the gradient mean (β₁)", 0.0, 0.999999),
+        "beta2": P("beta2", "float", 0.999, "decay rate of the squared-gradient mean (β₂)", 0.0, 0.999999999),
+        "eps": P("eps", "float", 1e-8, "added to the denominator √v̂ + ε", 0.0, 1.0),
+    }
+    return {
+        "sgd": {
+            "nesterov": P("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0 and dampening 0)"),
+            "dampening": P("dampening", "float", 0.0, "dampening of the momentum buffer", 0.0, 1.0),
+        },
+        "adam": dict(betas),
+        "adamw": dict(betas),
+        "adadelta": {
+            "rho": P("rho", "float", 0.9, "decay rate of the running averages (Keras: 0.95)", 0.0, 0.999999999),
+            "eps": P("eps", "float", 1e-6, "added inside both square roots (Keras 2.1: 1e-8)", 0.0, 1.0),
+        },
+    }
+
+
+def augment_options_schema() -> dict[str, dict[str, Any]]:
+    """``task.augment_options`` keys per augmentation (defaults = the behaviour without options)."""
+    from workbench.registry import ParamSpec as P
+
+    return {
+        "crop": {"padding": P("padding", "int", 4, "zero padding before the random crop back to size, pixels", 0, 64)},
+        "hflip": {"p": P("p", "float", 0.5, "probability of mirroring a sample", 0.0, 1.0)},
+        "affine": {
+            "degrees": P("degrees", "float", 10.0, "rotation drawn from U(−degrees, degrees)", 0.0, 180.0),
+            "translate": P("translate", "float", 0.1, "shift drawn from U(−t, t) × width (and × height), rounded "
+                           "to whole pixels, as torchvision RandomAffine(translate=(t, t))", 0.0, 1.0),
+            "scale_min": P("scale_min", "float", 1.0, "smallest zoom factor", 0.1, 10.0),
+            "scale_max": P("scale_max", "float", 1.2, "largest zoom factor", 0.1, 10.0),
+            "interpolation": P("interpolation", "choice", "bilinear", "resampling: bilinear, or nearest "
+                               "(torchvision's RandomAffine default)", choices=("bilinear", "nearest")),
+        },
+        "jitter": {
+            "brightness": P("brightness", "float", 0.2, "brightness factor drawn from U(1 − b, 1 + b)", 0.0, 1.0),
+            "contrast": P("contrast", "float", 0.2, "contrast factor drawn from U(1 − c, 1 + c)", 0.0, 1.0),
+        },
+    }
+
+
+def check_option_values(path: str, values: Any, schema: Mapping[str, Any], *, owner: str,
+                        where: str) -> list[Problem]:
+    """Problems with an ``{option: value}`` object checked against ``{option: ParamSpec}`` (unknown
+    keys get the closest known key, values their type/range/choice problem)."""
+    if not isinstance(values, Mapping):
+        return [Problem(path, f"must be an object, got {type(values).__name__}", 'write {} or {"name": value}')]
+    problems: list[Problem] = []
+    for key, value in values.items():
+        if key not in schema:
+            problems.append(unknown_key_problem(f"{path}.{key}", key, list(schema), kind="option", owner=owner,
+                                                where=where))
+            continue
+        bad = schema[key].check(value)
+        if bad is not None:
+            problems.append(Problem(f"{path}.{key}", bad[0], bad[1]))
+    return problems
+
+
+def _check_optimizer_options(train: TrainSpec, problems: list[Problem]) -> None:
+    schema = optimizer_options_schema().get(train.optimizer) if isinstance(train.optimizer, str) else None
+    if schema is None:  # an unknown optimiser is reported by the section check
+        return
+    found = check_option_values("train.optimizer_options", train.optimizer_options, schema,
+                                owner=train.optimizer, where=f"optimizer {train.optimizer}")
+    problems.extend(found)
+    if train.optimizer == "sgd" and not found and train.optimizer_options.get("nesterov") is True and (
+            train.optimizer_options.get("dampening", 0.0) != 0.0 or not (
+            isinstance(train.momentum, (int, float)) and train.momentum > 0)):
+        problems.append(Problem("train.optimizer_options.nesterov", "Nesterov momentum needs momentum > 0 and "
+                                "dampening 0", "set train.momentum above 0 and dampening to 0, or nesterov to false"))
+
+
+def _check_augment_options(task: TaskSpec, problems: list[Problem]) -> None:
+    path = "task.augment_options"
+    options = task.augment_options
+    if not isinstance(options, Mapping):
+        problems.append(Problem(path, f"augment_options must be an object, got {type(options).__name__}",
+                                'write "augment_options": {} or {"affine": {"translate": 0.3}}'))
+        return
+    schemas = augment_options_schema()
+    used = task.augment if isinstance(task.augment, list) else []
+    for name, values in options.items():
+        if name not in schemas:
+            problems.append(unknown_key_problem(f"{path}.{name}", name, list(schemas), kind="augmentation",
+                                                owner="augment_options", where="augment_options"))
+            continue
+        if name not in used:
+            problems.append(Problem(f"{path}.{name}", f"options for '{name}', but '{name}' is not in task.augment",
+                                    f'add "{name}" to task.augment, or remove its options'))
+        found = check_option_values(f"{path}.{name}", values, schemas[name], owner=name,
+                                    where=f"augmentation {name}")
+        problems.extend(found)
+        if name == "affine" and not found:
+            lo = values.get("scale_min", schemas[name]["scale_min"].default)
+            hi = values.get("scale_max", schemas[name]["scale_max"].default)
+            if lo > hi:
+                problems.append(Problem(f"{path}.affine.scale_min", f"scale_min = {lo:g} is more than "
+                                        f"scale_max = {hi:g}", "swap them"))
+
+
 def _check_sections(p: Preset, problems: list[Problem]) -> Any:
     """Check name, task, train and monitor values; return the DatasetInfo (or None if unknown)."""
     from workbench.catalog import DATASET_NAMES, check_options, dataset_info
@@ -553,6 +668,8 @@ def _check_sections(p: Preset, problems: list[Problem]) -> Any:
         if task.augment and info is not None and len(info.input_shape) != 3:
             problems.append(Problem("task.augment", f"augmentations work on images, but {info.name} samples "
                                     f"have shape {tuple(info.input_shape)}", 'set "augment": []'))
+    _check_augment_options(task, problems)
+    _check_optimizer_options(p.train, problems)
     if info is not None and info.task == "regression" and task.loss == "cross_entropy":
         problems.append(Problem("task.loss", f"{info.name} is a regression task; cross-entropy needs classes",
                                 'set loss to "mse" or "auto"'))

@@ -86,21 +86,31 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
-    """``train.optimizer`` over the model's trainable parameters (requires_grad True only)."""
+    """``train.optimizer`` over the model's trainable parameters (requires_grad True only).
+
+    ``train.optimizer_options`` (validated against :func:`workbench.spec.optimizer_options_schema`,
+    whose defaults are PyTorch's) sets sgd's nesterov/dampening, adam/adamw's beta1/beta2/eps and
+    adadelta's rho/eps.
+    """
+    from .spec import optimizer_options_schema
+
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise _RunFailure("the model has no trainable parameters", "set \"trainable\": true on at least one layer")
     name = str(train.optimizer)
     lr, wd = float(train.lr), float(train.weight_decay)
+    schema = optimizer_options_schema().get(name)
+    if schema is None:
+        raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
+    given = getattr(train, "optimizer_options", None) or {}
+    o = {key: given.get(key, spec.default) for key, spec in schema.items()}
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
-    raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
+        return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd,
+                               dampening=float(o["dampening"]), nesterov=bool(o["nesterov"]))
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=lr, weight_decay=wd, betas=(float(o["beta1"]), float(o["beta2"])), eps=float(o["eps"]))
+    return torch.optim.Adadelta(params, lr=lr, weight_decay=wd, rho=float(o["rho"]), eps=float(o["eps"]))
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
@@ -456,6 +466,7 @@ class Trainer:
         plain = self._autocast is None and self.loss_kind == "cross_entropy"
         cross_entropy = F.cross_entropy
         generator = self.generator
+        fresh = data.fresh_batches
         step = self.start_step
         explode_at: float | None = None  # set at the first emit (see EXPLODING_FACTOR)
 
@@ -463,14 +474,15 @@ class Trainer:
             model.train()
             t_epoch = time.perf_counter()
             paused_at_epoch = self._paused_s
-            perm = data.permutation(self.generator)
-            y_perm = data.train_y.index_select(0, perm) if classification else None  # window labels by slicing
+            # fresh batches (the Going-Deeper parity task) are drawn per step and need no permutation
+            perm = None if fresh else data.permutation(generator)
             slices = data.batch_slices(self.batch_size)
             last_index = len(slices) - 1
             # the window since the last emit: references to tensors the step computed anyway, so
             # the hot loop adds no device work; reduced in one go at the emit
             win_loss: list[torch.Tensor] = []
             win_out: list[torch.Tensor] = []
+            win_y: list[torch.Tensor] = []
             win_n: list[int] = []
             ep_loss_sum = 0.0
             ep_n = 0
@@ -480,7 +492,10 @@ class Trainer:
             for bi, (s0, s1) in enumerate(slices):
                 if stop.is_set() or not running.is_set():
                     self._wait_if_paused()
-                x, y = data.train_batch(perm, s0, s1, generator)
+                if fresh:
+                    x, y = data.fresh_batch(s1 - s0, generator)
+                else:
+                    x, y = data.train_batch(perm, s0, s1, generator)
                 if plain:  # fp32 cross-entropy: the common case, without the helper calls
                     out = model(x)
                     loss = cross_entropy(out, y)
@@ -499,6 +514,7 @@ class Trainer:
                 win_n.append(s1 - s0)
                 if classification:
                     win_out.append(out.detach())
+                    win_y.append(y)
                 step += 1
                 emit = (step % every == 0) or bi == last_index
                 if emit:
@@ -508,7 +524,7 @@ class Trainer:
                     parts += win_loss
                     if classification:
                         outs = win_out[0] if k == 1 else torch.cat(win_out)
-                        ys = y_perm[s1 - outs.shape[0]:s1]  # the window's labels: a view, no op
+                        ys = win_y[0] if k == 1 else torch.cat(win_y)  # the labels the window trained on
                         parts.append((outs.argmax(-1) == ys).sum(dtype=torch.float32))
                     flat = torch.stack(parts).tolist()  # the one host sync of this emit
                     values = probes.decode(flat[:n_probe], probes.last_mask)
@@ -546,7 +562,7 @@ class Trainer:
                     if write:
                         writer.append([metrics.flat()])
                     on_event(metrics)
-                    win_loss, win_out, win_n = [], [], []
+                    win_loss, win_out, win_y, win_n = [], [], [], []
                     t_emit = time.perf_counter()
                     paused_at_emit = self._paused_s
             self._step = step

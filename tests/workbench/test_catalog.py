@@ -68,3 +68,15 @@ def test_catalog_imports_no_torch():
     code = "import sys, workbench.catalog, workbench.registry, workbench.spec; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_checkerboard_defaults_to_hannets_12x12_board_and_offers_its_split():
+    # the shipped checkerboard_experiments/dataset is utl.problem(t=6): 12 squares per side
+    spec = DATASET_OPTIONS["checkerboard"]
+    assert spec["squares"].default == 12 and "12" in spec["squares"].help and "8" not in spec["squares"].help
+    assert spec["split"].choices == ("random", "hannet") and spec["split"].default == "random"
+    assert check_options("checkerboard", {"split": "hannet"}) == []
+    (problem,) = check_options("checkerboard", {"split": "hannet", "n_samples": 1000})
+    assert problem.path == "task.options.split" and "6561" in problem.fix
+    assert check_options("checkerboard", {"split": "shipped"})[0].path == "task.options.split"
+    assert DATASET_OPTIONS["parity"]["fresh_batches"].default is False

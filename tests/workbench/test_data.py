@@ -16,6 +16,7 @@ from workbench.data import (
     DatasetMissing,
     augment_batch,
     check_available,
+    hannet_split,
     default_data_root,
     load_dataset,
     make_checkerboard,
@@ -52,16 +53,44 @@ def test_parity_label_is_xor_of_first_k_bits():
         make_parity(3, 4, 10, np.random.default_rng(0))
 
 
-def test_checkerboard_is_hannets_grid_and_split():
-    t = 4  # HanNet utl.problem(t=4): an 8×8 board of 9×9-point squares inside a 4-point border
+@pytest.mark.parametrize("t", [4, 6])
+def test_checkerboard_is_hannets_grid_and_split(t):
+    # HanNet utl.problem(t): a 2t×2t board of (36/t)-point squares inside a 4-point border
     board = np.kron([[0, 1] * t, [1, 0] * t] * t, np.ones((36 // t, 36 // t)))
     expected = np.zeros((81, 81))
     expected[4:76, 4:76] = board
-    x, y = make_checkerboard(8, 6561, np.random.default_rng(0))
+    x, y = make_checkerboard(2 * t, 6561, np.random.default_rng(0))
     assert np.array_equal(y.reshape(81, 81), expected)
     assert np.allclose(x[:81, 1], np.linspace(-1, 1, 81)) and np.allclose(x[::81, 0], np.linspace(-1, 1, 81))
-    d = load_dataset({"dataset": "checkerboard", "val_split": 0.75, "options": {"squares": 8}}, "cpu")
+    d = load_dataset({"dataset": "checkerboard", "val_split": 0.75, "options": {"squares": 2 * t}}, "cpu")
     assert (d.train_size, d.val_size) == (1640, 4921)
+
+
+def test_checkerboard_default_is_hannets_shipped_12x12_board():
+    # the shipped dataset/{trainset,testset}.txt (github.com/yyy32/HanNet, 09f8dc0) is utl.problem(t=6)
+    d = load_dataset({"dataset": "checkerboard", "val_split": 0.75}, "cpu")
+    x, y = make_checkerboard(12, 6561, np.random.default_rng(0))
+    assert int(y.sum()) == 624 + 1968  # class-1 points in the shipped train + test files
+    assert torch.equal(torch.sort(torch.cat([d.train_y, d.val_y])).values, torch.sort(torch.from_numpy(y)).values)
+
+
+def test_checkerboard_hannet_split_is_the_shipped_one():
+    train, test = hannet_split()
+    assert (len(train), len(test)) == (1640, 4921)
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(6561))
+    # figures read off the shipped trainset.txt: its first rows lie at grid indices 4940, 3920, 4055,
+    # 5055, 1113 with labels 0, 1, 1, 1, 0; the indices sum to 5,330,653; 624 of 1,640 (train) and
+    # 1,968 of 4,921 (test) points are class 1
+    assert {4940, 3920, 4055, 5055, 1113} <= set(train.tolist()) and int(train.sum()) == 5_330_653
+    _, y = make_checkerboard(12, 6561, np.random.default_rng(0))
+    assert y[[4940, 3920, 4055, 5055, 1113]].tolist() == [0, 1, 1, 1, 0]
+    assert (int(y[train].sum()), int(y[test].sum())) == (624, 1968)
+    d = load_dataset({"dataset": "checkerboard", "val_split": 0.1, "options": {"split": "hannet"}}, "cpu", seed=5)
+    assert (d.train_size, d.val_size) == (1640, 4921)  # val_split is ignored
+    x, _ = make_checkerboard(12, 6561, np.random.default_rng(0))
+    assert torch.equal(d.train_x, torch.from_numpy(x[train])) and torch.equal(d.train_y, torch.from_numpy(y[train]))
+    with pytest.raises(DataError, match="n_samples"):
+        load_dataset({"dataset": "checkerboard", "options": {"split": "hannet", "n_samples": 1000}}, "cpu")
 
 
 def test_spirals_have_one_class_per_arm():
@@ -150,6 +179,66 @@ def test_crop_is_a_shift_with_zero_padding():
         # the surviving pixels keep their row-major order (a pure translation)
         assert torch.all(nz[1:] > nz[:-1])
     assert not torch.equal(out, x)
+
+
+def _shift(img: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """img (C, H, W) with its content moved dx pixels right and dy down, zero fill."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[-2:]
+    out[..., max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+        img[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    return out
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_affine_translate_is_torchvisions_whole_pixel_shift(interpolation):
+    # torchvision RandomAffine(translate=(0.3, 0.3)) (the twist notebook 410b9bb): shift ~ round(U(−0.3·W, 0.3·W))
+    # pixels; with no rotation and no zoom the output is the input moved by whole pixels
+    x = torch.rand(200, 1, 20, 20)
+    options = {"affine": {"degrees": 0.0, "translate": 0.3, "scale_min": 1.0, "scale_max": 1.0,
+                          "interpolation": interpolation}}
+    out = augment_batch(x, ["affine"], torch.Generator().manual_seed(0), options)
+    shifts = []
+    for i in range(200):
+        found = [(dx, dy) for dx in range(-6, 7) for dy in range(-6, 7)
+                 if torch.allclose(out[i], _shift(x[i], dx, dy), atol=1e-5)]
+        assert len(found) == 1, i
+        shifts.append(found[0])
+    assert max(abs(dx) for dx, _ in shifts) == 6 and max(abs(dy) for _, dy in shifts) == 6  # 0.3·20 = 6
+    assert {dx for dx, _ in shifts} == set(range(-6, 7))
+
+
+def test_affine_defaults_and_nearest_interpolation():
+    x = torch.rand(64, 3, 16, 16)
+    near = augment_batch(x, ["affine"], torch.Generator().manual_seed(2), {"affine": {"interpolation": "nearest"}})
+    values = set(x.flatten().tolist()) | {0.0}
+    assert set(near.flatten().tolist()) <= values  # nearest only copies pixels (or the zero fill)
+    # the default (no options) is the same draw with bilinear resampling: same geometry, blended values
+    default = augment_batch(x, ["affine"], torch.Generator().manual_seed(2))
+    assert not torch.equal(default, near) and (default - near).abs().mean() < 0.2
+
+
+def test_augment_options_reach_the_batches_and_are_validated():
+    from workbench.spec import TaskSpec, validate, Preset, LayerSpec, ModelSpec
+
+    x = torch.rand(8, 1, 8, 8)
+    kept = augment_batch(x, ["hflip"], torch.Generator().manual_seed(0), {"hflip": {"p": 0.0}})
+    assert torch.equal(kept, x)
+    same = augment_batch(x, ["crop"], torch.Generator().manual_seed(0), {"crop": {"padding": 0}})
+    assert torch.equal(same, x)
+
+    def problems(augment, options):
+        p = Preset(name="x", task=TaskSpec(dataset="digits", augment=augment, augment_options=options),
+                   model=ModelSpec([LayerSpec("Flatten"), LayerSpec("Linear", {"out_features": "classes"})]))
+        return {q.path: q for q in validate(p)}
+
+    assert problems(["affine"], {"affine": {"translate": 0.3, "interpolation": "nearest"}}) == {}
+    found = problems(["affine"], {"affine": {"translat": 0.3}, "afine": {}})
+    assert "did you mean 'translate'" in found["task.augment_options.affine.translat"].fix
+    assert "did you mean 'affine'" in found["task.augment_options.afine"].fix
+    assert "not in task.augment" in problems([], {"crop": {"padding": 2}})["task.augment_options.crop"].message
+    assert "task.augment_options.affine.scale_min" in problems(["affine"], {"affine": {"scale_min": 1.5}})
+    assert "task.augment_options.affine.degrees" in problems(["affine"], {"affine": {"degrees": -1}})
 
 
 def test_cifar_style_augmented_batches_are_normalised_after_augmentation(tmp_path, fake_mnist):

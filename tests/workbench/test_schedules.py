@@ -48,6 +48,23 @@ def test_step_milestones_are_fractions_of_epochs():
     assert lrs[4:6] == [pytest.approx(0.01)] * 2 and lrs[6:] == [pytest.approx(0.001)] * 2
 
 
+def test_step_milestones_are_fractions_of_optimiser_steps_applied_per_step():
+    # HanNet's MultiStepLR(milestones=[0.5, 0.7, 0.9]·maxiter, gamma=0.2) is stepped after every
+    # iteration: 2 epochs × 10 steps = 20 steps → drops after steps 10, 14 and 18, mid-epoch
+    train = _train(scheduler="step", epochs=2, milestones=[0.5, 0.7, 0.9], gamma=0.2, lr=1.0)
+    assert step_milestones(train.milestones, 20) == [10, 14, 18]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
+    sched = make_schedule(opt, train, steps_per_epoch=10)
+    per_step = []
+    for _ in range(train.epochs):
+        for _ in range(10):
+            per_step.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.after_step()
+        sched.after_epoch()
+    assert per_step == pytest.approx([1.0] * 10 + [0.2] * 4 + [0.04] * 4 + [0.008] * 2)
+
+
 def test_cosine_and_onecycle_run_per_step():
     lrs, opt = _lrs(_train(scheduler="cosine", epochs=4))
     assert lrs[0] == pytest.approx(0.1) and opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)

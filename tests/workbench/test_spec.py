@@ -419,3 +419,40 @@ def test_a_preset_of_too_many_layers_is_refused_before_any_layer_is_read(monkeyp
     walked = []
     monkeypatch.setattr(spec_mod._Walker, "check_layer", lambda *a: walked.append(1))
     assert any("more than 10,000 layers" in p.message for p in validate(in_code)) and walked == []
+
+
+def test_optimizer_options_are_checked_against_the_chosen_optimiser():
+    def problems(optimizer, options, **train):
+        p = preset_from_dict({"name": "x", "model": {"layers": [{"type": "Flatten"},
+                                                                 {"type": "Linear", "params": {"out_features": "classes"}}]},
+                              "train": {"optimizer": optimizer, "optimizer_options": options, **train}})
+        return {q.path: q for q in validate(p)}
+
+    assert problems("adadelta", {"rho": 0.95, "eps": 1e-8}) == {}
+    assert problems("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-7}) == {}
+    found = problems("adadelta", {"roh": 0.95})
+    assert "did you mean 'rho'" in found["train.optimizer_options.roh"].fix
+    found = problems("sgd", {"rho": 0.95})
+    assert "sgd takes: nesterov, dampening" in found["train.optimizer_options.rho"].fix
+    assert "train.optimizer_options.beta2" in problems("adamw", {"beta2": 1.5})
+    assert "train.optimizer_options.nesterov" in problems("sgd", {"nesterov": True}, momentum=0.0)
+    assert problems("sgd", {"nesterov": True}) == {}
+    assert "train.optimizer_options" in problems("adam", [0.9])
+
+
+def test_make_optimizer_reads_the_options():
+    import torch
+
+    from workbench.trainer import make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    for optimizer, options, expected in [
+        ("adadelta", {"rho": 0.95, "eps": 1e-8}, {"rho": 0.95, "eps": 1e-8}),
+        ("adadelta", {}, {"rho": 0.9, "eps": 1e-6}),  # PyTorch's defaults when unset
+        ("adam", {"beta2": 0.99}, {"betas": (0.9, 0.99), "eps": 1e-8}),
+        ("adamw", {"eps": 1e-6}, {"betas": (0.9, 0.999), "eps": 1e-6}),
+        ("sgd", {"nesterov": True}, {"nesterov": True, "dampening": 0.0, "momentum": 0.9}),
+    ]:
+        p = preset_from_dict({"train": {"optimizer": optimizer, "optimizer_options": options}})
+        opt = make_optimizer(model, p.train)
+        assert {k: opt.defaults[k] for k in expected} == expected, optimizer

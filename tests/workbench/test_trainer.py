@@ -520,3 +520,64 @@ def test_adam_at_lr_1e6_fails_as_diverging_and_saves_no_checkpoint_of_it(tmp_pat
     assert final.step is not None and "lower train.lr (now 1e+06)" in final.hint
     assert summary.status == "failed" and summary.epochs_completed == 0
     assert not checkpoint_path(tmp_path / "run", "last").exists()   # no weights of a diverged run kept
+
+
+# -------------------------------------------------------------------------------- fresh batches
+def fresh_parity(epochs):
+    return preset_from_dict({
+        "name": "fresh parity",
+        "task": {"dataset": "parity", "batch_size": 100, "val_split": 0.25, "normalize": False,
+                 "options": {"n_inputs": 6, "k_active": 2, "n_samples": 1200, "fresh_batches": True}},
+        "model": {"layers": [{"type": "Linear", "params": {"out_features": 16}}, {"type": "ReLU"},
+                             {"type": "Dropout", "params": {"p": 0.1}},
+                             {"type": "Linear", "params": {"out_features": "classes"}}]},
+        "train": {"optimizer": "adam", "lr": 0.01, "epochs": epochs, "device": "cpu"},
+        "monitor": {"every_steps": 4},
+    })
+
+
+class RecordingTrainer(Trainer):
+    """Records every training batch's labels (as drawn) and the model's training outputs."""
+
+    def _setup(self):
+        super()._setup()
+        self.seen_y, self.seen_out = [], []
+        draw = self.data.fresh_batch
+
+        def fresh_batch(n, generator=None):
+            x, y = draw(n, generator)
+            self.seen_y.append(y.clone())
+            return x, y
+
+        self.data.fresh_batch = fresh_batch
+        self.model.register_forward_hook(lambda m, i, o: self.seen_out.append(o.detach()) if m.training else None)
+
+
+def test_fresh_batches_are_drawn_every_step_and_the_accuracy_window_uses_their_labels():
+    # the Going-Deeper XOR experiment draws a new batch of 1,000 before every step; the window accuracy
+    # must be counted against those labels (not against a slice of the stored training labels)
+    trainer = RecordingTrainer(fresh_parity(epochs=2))
+    events: list = []
+    summary = trainer.run(events.append)
+    assert summary.status == "finished" and summary.steps == 2 * 9  # 900 train samples / batch 100
+    assert len(trainer.seen_y) == summary.steps
+    stored = trainer.data.train_y[:100]
+    assert not all(torch.equal(y, stored) for y in trainer.seen_y)  # fresh, not the stored set
+    assert not torch.equal(trainer.seen_y[0], trainer.seen_y[1])
+    correct = [int((o.argmax(-1) == y).sum()) for o, y in zip(trainer.seen_out, trainer.seen_y)]
+    previous = 0
+    for m in (e for e in events if isinstance(e, Metrics)):
+        window = range(previous, m.step)
+        assert m.accuracy == pytest.approx(sum(correct[i] for i in window) / (100 * len(window)), abs=1e-12)
+        previous = m.step
+
+
+def test_fresh_batch_runs_repeat_and_resume_to_the_same_weights(tmp_path):
+    _, straight = run(fresh_parity(epochs=3), run_dir=tmp_path / "a")
+    run(fresh_parity(epochs=1), run_dir=tmp_path / "b")
+    _, resumed = run(fresh_parity(epochs=3), resume_from=tmp_path / "b")
+    a = torch.load(checkpoint_path(tmp_path / "a", "last"), weights_only=True)["model"]
+    b = torch.load(checkpoint_path(tmp_path / "b", "last"), weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last = lambda evs: [e for e in evs if isinstance(e, Metrics)][-1]  # noqa: E731
+    assert (last(straight).loss, last(straight).accuracy) == (last(resumed).loss, last(resumed).accuracy)
