@@ -259,7 +259,7 @@ def _f(section: str, name: str, label: str, make: Callable[[], ValueEditor], tip
 
 def _section_fields() -> list[tuple]:
     from workbench import spec as S
-    from workbench.catalog import DATASET_NAMES
+    from workbench.datasets import DATASET_NAMES
 
     def choice(name, values):
         return lambda: ChoiceEditor(name, values)
@@ -480,15 +480,17 @@ class Inspector(QScrollArea):
 
     def _sync_options(self) -> None:
         """Rows for the dataset's options (e.g. parity: n_inputs, k_active), rebuilt when the dataset changes."""
-        from workbench.catalog import DATASET_OPTIONS
+        from workbench.datasets import DATASETS
 
         preset = self.document.current
         dataset = preset.task.dataset
+        entry = DATASETS.get(dataset)
+        schema = entry.option_schema if entry is not None else {}
         if dataset != self._options_dataset:
             for ed in self.option_editors.values():
                 self.options_form.removeRow(ed)
             self.option_editors = {}
-            for name, spec in (DATASET_OPTIONS.get(dataset) or {}).items():
+            for name, spec in schema.items():
                 ed = editor_for_param(spec)
                 for child in ed.findChildren(QWidget):
                     if child.objectName() == f"param_{spec.name}":
@@ -498,7 +500,6 @@ class Inspector(QScrollArea):
                 self.options_form.insertRow(1 + len(self.option_editors), f"  {name}", ed)
                 self.option_editors[name] = ed
             self._options_dataset = dataset
-        schema = DATASET_OPTIONS.get(dataset) or {}
         for name, ed in self.option_editors.items():
             ed.set_value(preset.task.options.get(name, schema[name].default))
 

@@ -338,11 +338,11 @@ class ModelEditor(QWidget):
         return card
 
     def _make_input_card(self, preset, parent: QWidget) -> EndCard:
-        from workbench.catalog import dataset_info
+        from workbench.datasets import dataset_info
 
         problem = None
         try:
-            info = dataset_info(preset.task.dataset, preset.task.options)
+            info = dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir)
             shape = format_shape(info.input_shape)
             desc = info.description
             subtitle = f"{info.name} · {info.task}"
@@ -355,10 +355,10 @@ class ModelEditor(QWidget):
         return card
 
     def _make_output_card(self, preset, parent: QWidget) -> EndCard:
-        from workbench.catalog import dataset_info
+        from workbench.datasets import dataset_info
 
         try:
-            info = dataset_info(preset.task.dataset, preset.task.options)
+            info = dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir)
             loss = preset.task.loss
             if loss == "auto":
                 loss = "cross-entropy" if info.task == "classification" else "mean squared error"

@@ -359,7 +359,7 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         batches = data.val_batches(1024)
         n = data.val_size
-    loss_name = str(getattr(preset.task, "loss", "auto"))
+    loss_name = preset.task.loss
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for x, y in batches:
@@ -395,9 +395,9 @@ def _export(args: argparse.Namespace) -> int:
     run = path.parent.parent
     input_shape = tuple(getattr(model, "input_shape", ()))
     if not input_shape:
-        from .catalog import dataset_info
+        from .datasets import dataset_info
 
-        input_shape = tuple(dataset_info(preset.task.dataset, preset.task.options).input_shape)
+        input_shape = tuple(dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir).input_shape)
     example = torch.zeros((1, *input_shape))
     suffix = ".pt" if args.format == "torchscript" else ".onnx"
     output = args.output or (run / "export" / f"model{suffix}")

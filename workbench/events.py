@@ -124,6 +124,17 @@ def _typed(name: str, value: Any, annotation: str) -> Any:
 
 
 @dataclass(frozen=True)
+class DataProgress:
+    """Sent while the run prepares its data, before :class:`RunStarted`: ``done`` of ``total``
+    units of the step ``what`` are finished (``"decoding images"``: images; ``"downloading
+    <file>"``: bytes, ``total`` 0 when the server does not say)."""
+
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """Sent once, before the first step. ``layer_names`` are the model's top-level children
     (``0_ZConv2d``, ``1_SoftPool2d``, ...) in order; ``depth_layers`` and ``hardness_layers``
@@ -242,5 +253,5 @@ class Failed:
     summary: RunSummary
 
 
-Event = Union[RunStarted, Metrics, EpochEnd, Finished, Stopped, Failed]
+Event = Union[DataProgress, RunStarted, Metrics, EpochEnd, Finished, Stopped, Failed]
 FinalEvent = Union[Finished, Stopped, Failed]

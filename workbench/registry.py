@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from workbench.spec import Problem, SpecError, unknown_key_problem
+from workbench.params import ParamSpec
+from workbench.problems import Problem, SpecError, shown_value, unknown_key_problem
 
 __all__ = [
     "ParamSpec", "LayerEntry", "BuildContext", "ShapeError", "FAMILIES", "REGISTRY", "get_entry",
@@ -27,89 +28,6 @@ __all__ = [
 
 Shape = tuple[int, ...]
 FAMILIES = ("Z layers", "Han layers", "Π-Net", "Twist", "Infinite depth", "Vanilla", "Containers")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A typed parameter: ``kind`` int|float|bool|choice|str, a default, a range or choices, a help line.
-
-    ``placeholders`` lists the strings allowed in place of a number (``"same"``, ``"classes"``)."""
-
-    name: str
-    kind: Literal["int", "float", "bool", "choice", "str"]
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] = ()
-    placeholders: tuple[str, ...] = ()
-
-    def check(self, value: Any) -> tuple[str, str] | None:
-        """``None`` if ``value`` is acceptable, else ``(message, fix)``."""
-        if isinstance(value, str) and value in self.placeholders:
-            return None
-        shown = shown_value(value)
-        kind = self.kind
-        allowed = f' or {" / ".join(repr(p) for p in self.placeholders)}' if self.placeholders else ""
-        if kind == "bool":
-            if not isinstance(value, bool):
-                return f"{self.name} must be true or false, got {shown}", f"set {self.name} to true or false"
-            return None
-        if kind == "choice":
-            if value not in self.choices or isinstance(value, bool) != any(isinstance(c, bool) for c in self.choices):
-                opts = ", ".join(repr(c) for c in self.choices)
-                return f"{self.name} must be one of {opts}, got {shown}", f"pick one of {opts}"
-            return None
-        if kind == "str":
-            if not isinstance(value, str):
-                return f"{self.name} must be a string, got {shown}", f'write "{self.name}": "..."'
-            return None
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, float) and value.is_integer():
-                    return (f"{self.name} must be a whole number, got {shown}",
-                            f"write {int(value)} without the decimal point")
-                return (f"{self.name} must be a whole number{allowed}, got {shown}",
-                        f"set {self.name} to an integer{self._range_text()}")
-        elif kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return (f"{self.name} must be a number{allowed}, got {shown}",
-                        f"set {self.name} to a number{self._range_text()}")
-            try:
-                finite = math.isfinite(value)  # an int beyond float's range raises here
-            except OverflowError:  # compared exactly with the range below, when there is one
-                if self.max is None:
-                    return (f"{self.name} = {shown} is too large for a number",
-                            f"set {self.name} to a number{self._range_text()}")
-                finite = True
-            if not finite:
-                return f"{self.name} must be finite, got {shown}", f"set {self.name} to a finite number"
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return (f"{self.name} = {shown} is out of range{self._range_text()}",
-                    f"set {self.name}{self._range_text(short=True)}")
-        return None
-
-    def _range_text(self, short: bool = False) -> str:
-        lo, hi = self.min, self.max
-        if lo is None and hi is None:
-            return ""
-        fmt = (lambda v: f"{int(v)}" if self.kind == "int" else f"{v:g}")
-        if lo is not None and hi is not None:
-            return f" between {fmt(lo)} and {fmt(hi)}"
-        if lo is not None:
-            return f" ≥ {fmt(lo)}"
-        return f" ≤ {fmt(hi)}"
-
-
-def shown_value(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` for a message, cut to ``limit`` characters; a huge integer by its digit count."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
-        try:
-            return f"a {len(str(abs(value)))}-digit number"
-        except ValueError:  # beyond Python's int-to-text limit
-            return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ShapeError(ValueError):

@@ -7,7 +7,7 @@ forward, non-finite or exploding loss, out of memory): those end the run with a 
 event that names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
 honoured before the next optimiser step (and between validation batches).
 
-Event order: ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
+Event order: ``DataProgress`` while long data steps run (decoding images, downloading), ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
 the last step of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of
 ``Finished`` / ``Stopped`` / ``Failed``.
 
@@ -36,8 +36,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from .events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from .datasets import LoadCancelled
 from .probes import Probes, ProbeValues, first_nonfinite_layer
+from .sections import TrainSpec
 
 __all__ = ["Trainer", "CheckpointMismatch", "check_checkpoint", "make_optimizer", "seed_everything"]
 
@@ -85,25 +87,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """``train.optimizer`` over the model's trainable parameters (requires_grad True only).
 
-    ``train.optimizer_options`` (validated against :func:`workbench.spec.optimizer_options_schema`,
+    ``train.optimizer_options`` (validated against :data:`workbench.sections.OPTIMIZER_OPTIONS`,
     whose defaults are PyTorch's) sets sgd's nesterov/dampening, adam/adamw's beta1/beta2/eps and
     adadelta's rho/eps.
     """
-    from .spec import optimizer_options_schema
+    from .params import defaults
+    from .sections import OPTIMIZER_OPTIONS
 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise _RunFailure("the model has no trainable parameters", "set \"trainable\": true on at least one layer")
     name = str(train.optimizer)
     lr, wd = float(train.lr), float(train.weight_decay)
-    schema = optimizer_options_schema().get(name)
+    schema = OPTIMIZER_OPTIONS.get(name)
     if schema is None:
         raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
-    given = getattr(train, "optimizer_options", None) or {}
-    o = {key: given.get(key, spec.default) for key, spec in schema.items()}
+    o = defaults(schema, train.optimizer_options)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd,
                                dampening=float(o["dampening"]), nesterov=bool(o["nesterov"]))
@@ -277,12 +279,13 @@ class Trainer:
         self._diverged = False  # non-finite or exploding: no checkpoint of these weights is kept
         try:
             try:
+                self._on_event = on_event  # the data load reports its progress through it
                 self._setup()
                 self._started = True
                 self._loop(on_event)
                 final = self._finish("finished")
                 event: Any = Finished(final)
-            except _StopRequested:
+            except (_StopRequested, LoadCancelled):
                 final = self._finish("stopped")
                 event = Stopped(final)
             except _RunFailure as exc:
@@ -328,6 +331,14 @@ class Trainer:
                 "check the model's layers and their shapes against the data set (see the message)")
 
     # ---------------------------------------------------------------------------------------------
+    def _data_progress(self, what: str, done: int, total: int) -> None:
+        """The progress callback of the data load: a :class:`DataProgress` event; a stop cancels it."""
+        if self._stop.is_set():
+            raise LoadCancelled(what)
+        on_event = getattr(self, "_on_event", None)
+        if on_event is not None:
+            on_event(DataProgress(what, int(done), int(total)))
+
     def _setup(self) -> None:
         from .data import load_dataset
         from .devices import device_name, resolve_device
@@ -349,7 +360,8 @@ class Trainer:
         self._summary = replace(self._summary, device=str(self.device))
         seed = int(p.train.seed)
         seed_everything(seed)
-        self.data = load_dataset(p.task, self.device, self.data_root, self.download, seed)
+        self.data = load_dataset(p.task, self.device, self.data_root, self.download, seed,
+                                 progress=self._data_progress)
         self.task = _task_kind(self.data.task)
         self._summary = replace(self._summary, task=self.task)  # type: ignore[arg-type]
         seed_everything(seed)  # the model's init does not depend on how much data was drawn
@@ -403,7 +415,7 @@ class Trainer:
         del Problem, SpecError
 
     def _loss_kind(self) -> str:
-        loss = str(getattr(self.preset.task, "loss", "auto"))
+        loss = self.preset.task.loss
         if self.task == "regression":
             if loss == "cross_entropy":
                 raise _RunFailure("task.loss 'cross_entropy' does not fit the regression data set "
@@ -455,7 +467,7 @@ class Trainer:
         every = self.every
         classification = self.task == "classification"
         reg_modules = self.reg_modules
-        grad_clip = float(getattr(self.preset.train, "grad_clip", 0.0) or 0.0)
+        grad_clip = float(self.preset.train.grad_clip)
         params = [p for g in opt.param_groups for p in g["params"]]
         target_scale = float(self.data.target_scale)
         stop, running = self._stop, self._running

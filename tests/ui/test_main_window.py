@@ -207,7 +207,7 @@ def test_main_exits_after_first_paint() -> None:
 
 
 def test_ui_and_registry_do_not_import_torch_at_import_time() -> None:
-    code = ("import sys; import ui.main_window, ui.app, workbench.registry, workbench.catalog, workbench.presets;"
+    code = ("import sys; import ui.main_window, ui.app, workbench.registry, workbench.datasets, workbench.presets;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
