@@ -112,7 +112,7 @@ class TrainSpec:
     optimizer: str = setting("adam", "the optimiser", label="Optimiser", choices=OPTIMIZERS)
     optimizer_options: dict[str, Any] = setting({}, "the optimiser's own settings (unset: PyTorch's defaults)",
                                                 label="Optimiser options")
-    lr: float = setting(1e-3, "learning rate (arrows step 1-2-5: ×2 / ×2.5)", label="Learning rate", lo=1e-12,
+    lr: float = setting(1e-3, "learning rate", label="Learning rate", lo=1e-12,
                         hi=1e6, log=True)
     weight_decay: float = setting(0.0, "L2 weight decay", label="Weight decay", lo=0.0, hi=10.0, step=1e-4)
     momentum: float = setting(0.9, "SGD momentum", label="Momentum (SGD)", lo=0.0, hi=1.0, step=0.05)
@@ -127,8 +127,8 @@ class TrainSpec:
     peak_epoch: float = setting(5.0, "exp_curve schedule: the epoch lr peaks at", label="Peak epoch", lo=1e-6,
                                 hi=1e6, step=0.5)
     seed: int = setting(0, "random seed: same seed, same run", label="Seed", lo=0, hi=2**32 - 1)
-    device: str = setting("auto", "auto: CUDA, then MPS, then CPU", label="Device", choices=DEVICES,
-                          pattern=r"cuda:\d+", pattern_text="'cuda:N' (one GPU of several)")
+    device: str = setting("auto", "where to train; auto: CUDA, then MPS, then CPU; cuda:N: GPU number N",
+                          label="Device", choices=DEVICES, pattern=r"cuda:\d+", pattern_text="cuda:N")
     precision: str = setting("fp32", "numeric precision (bf16 = bfloat16 autocast)", label="Precision",
                              choices=PRECISIONS)
     grad_clip: float = setting(0.0, "largest gradient L2 norm (0 = off)", label="Gradient clip", lo=0.0, hi=1e9,
