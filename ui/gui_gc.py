@@ -10,13 +10,19 @@ thread waits for the GIL (a hang), or Qt dereferences a half-destroyed widget (a
 
 What: :class:`CyclicCollector` turns automatic collection off and collects on request, deciding
 *which* generation as CPython 3.11's ``collect_generations`` does — the oldest generation whose
-count passed its threshold, where the full (oldest-generation) collection also waits until the
-objects promoted since the last one reach 25 % of those it kept (a full collection costs about
-180 ms with torch, sklearn and Qt loaded — a GUI stall — so it must stay as rare as CPython makes
-it). :func:`install_gui_thread_gc` calls it from a ``QTimer`` on the GUI thread. Cyclic garbage
-then waits at most one timer interval longer than under CPython's own schedule, as long as the
-GUI thread runs its event loop (which the app keeps doing: tests/ui/test_responsiveness.py).
-Garbage without cycles is freed by reference counting at once, on any thread, as before.
+count passed its threshold — except that the full (oldest-generation) collection waits until the
+heap (``sys.getallocatedblocks()``, memory blocks in use) has grown by a quarter since the last
+full collection. CPython waits until the objects promoted since then reach a quarter of those it
+kept, a count Python code cannot read without ``gc.get_objects()``, which must not be used here:
+its list holds a reference to every tracked object, including a tuple another thread is still
+building, whose resize then fails (``SystemError: Objects/tupleobject.c: bad argument to
+internal function`` in a run's set-up, seen once while writing this). A full collection costs
+about 180 ms with torch, sklearn and Qt loaded — a GUI stall — so it must stay as rare as CPython
+makes it. :func:`install_gui_thread_gc` calls :meth:`CyclicCollector.collect_due` from a
+``QTimer`` on the GUI thread. Cyclic garbage then waits at most one timer interval longer than
+under CPython's own schedule, as long as the GUI thread runs its event loop (which the app keeps
+doing: tests/ui/test_responsiveness.py). Garbage without cycles is freed by reference counting
+at once, on any thread, as before.
 
 pyqtgraph ships ``pyqtgraph.util.garbage_collector.GarbageCollector`` for the same purpose; it is
 not used because it makes every tenth second-generation collection a full one (a 180 ms stall
@@ -28,6 +34,7 @@ conftest can use :class:`CyclicCollector` for tests that load no Qt.
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 __all__ = ["CyclicCollector", "install_gui_thread_gc", "INTERVAL_MS"]
@@ -43,22 +50,27 @@ class CyclicCollector:
     CPython's meaning: collect generation 0 once its count (container allocations minus
     deallocations) exceeds ``thresholds[0]``; generation 1 once ``thresholds[1]`` generation-0
     collections happened since its last one; generation 2 once ``thresholds[2]`` generation-1
-    collections happened and the long-lived objects added since the last full collection are at
-    least a quarter of those it kept.
+    collections happened and the heap grew by :attr:`FULL_GROWTH` since the last full collection.
     """
+
+    #: Heap growth (fraction of the memory blocks in use after the last full collection) that
+    #: makes a full collection due (CPython: long_lived_pending ≥ long_lived_total / 4).
+    FULL_GROWTH = 0.25
 
     def __init__(self, thresholds: tuple[int, int, int] | None = None) -> None:
         self.thresholds = tuple(thresholds or gc.get_threshold())
         self.was_enabled = gc.isenabled()
         gc.disable()
-        #: objects in the oldest generation after the last full collection (CPython: long_lived_total)
-        self.long_lived_total = len(gc.get_objects(generation=2))
-        #: objects promoted into the oldest generation since then (CPython: long_lived_pending)
-        self.long_lived_pending = 0
+        #: memory blocks in use after the last full collection (at construction before the first)
+        self.heap_blocks = sys.getallocatedblocks()
         #: collections made, per generation
         self.collections = [0, 0, 0]
         #: the QTimer that calls :meth:`collect_due` on the GUI thread (set by install_gui_thread_gc)
         self.timer: Any = None
+
+    def heap_grew(self) -> bool:
+        """Whether the heap grew by :attr:`FULL_GROWTH` since the last full collection."""
+        return sys.getallocatedblocks() - self.heap_blocks >= self.FULL_GROWTH * self.heap_blocks
 
     def collect_due(self) -> int:
         """Collect the generation that is due (if any) on the calling thread; returns it, or -1."""
@@ -68,7 +80,7 @@ class CyclicCollector:
         t0, t1, t2 = self.thresholds
         if c0 <= t0:
             return -1
-        if c2 > t2 and self.long_lived_pending >= self.long_lived_total // 4:
+        if c2 > t2 and self.heap_grew():
             gen = 2
         elif c1 > t1:
             gen = 1
@@ -78,15 +90,9 @@ class CyclicCollector:
 
     def collect(self, generation: int = 2) -> int:
         """Collect ``generation`` (and the younger ones) now; returns ``generation``."""
+        gc.collect(generation)
         if generation == 2:
-            gc.collect(2)
-            self.long_lived_total = len(gc.get_objects(generation=2))
-            self.long_lived_pending = 0
-        elif generation == 1:
-            young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
-            self.long_lived_pending += max(young - gc.collect(1), 0)
-        else:
-            gc.collect(0)
+            self.heap_blocks = sys.getallocatedblocks()
         self.collections[generation] += 1
         return generation
 

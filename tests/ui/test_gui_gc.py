@@ -1,5 +1,5 @@
 """ui.gui_gc.CyclicCollector: automatic collection off, and CPython's choice of generation when
-asked (the full collection only once the long-lived objects grew by a quarter)."""
+asked (the full collection only once the heap grew by a quarter)."""
 from __future__ import annotations
 
 import gc
@@ -46,12 +46,13 @@ def test_generations_are_chosen_as_cpython_does() -> None:
     assert ref() is None
     # generation 1 once more than 2 generation-0 collections happened since its last one; at the
     # last call generation 2 is due by count (2 generation-1 collections > 1) but skipped: the
-    # objects promoted since the last full collection are few next to those it kept.
+    # heap has not grown by a quarter since the last full collection.
     assert gens == [0, 0, 0, 1, 0, 0, 0, 1, 0]
-    assert 0 < collector.long_lived_pending < collector.long_lived_total // 4
-    collector.long_lived_pending = collector.long_lived_total // 4
+    assert not collector.heap_grew()
+    collector.heap_blocks = int(collector.heap_blocks * 0.7)  # as if the heap had grown by 43 %
+    assert collector.heap_grew()
     for _ in range(4):
         kept.append(([], []))
         gens.append(collector.collect_due())
     assert gens[9:] == [2, 0, 0, 0]
-    assert collector.collections == [10, 2, 2] and collector.long_lived_pending == 0
+    assert collector.collections == [10, 2, 2] and not collector.heap_grew()
