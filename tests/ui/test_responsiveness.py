@@ -123,7 +123,7 @@ def measure_run(make_window, qtbot) -> GapMeter:
 
     c.run_started.connect(lambda _run: c.worker.events.connect(on_events))
     try:
-        with qtbot.waitSignal(c.run_finished, timeout=300_000) as blocker:
+        with qtbot.waitSignal(c.run_finished, timeout=180_000) as blocker:
             assert c.start_run()
         meter.measuring = False
     finally:
