@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make run   -> create .venv if missing, install the project, open the app
+#   make run   -> create .venv if missing, install the project, check (and on Debian/Ubuntu
+#                 install with apt-get) the system libraries Qt's xcb plugin needs, open the app
 #   make test  -> same install, then the whole test suite (Qt offscreen)
 #   make soak N=10 -> the whole suite N times (default 10), stopping at the first failing run
 # Re-running either on an installed tree skips the install (stamp file).
@@ -19,6 +20,7 @@ N      ?= 10
 .PHONY: run test soak install bench clean-venv
 
 run: $(STAMP)
+	$(PY) tools/qt_system_libs.py --install
 	$(PY) main.py
 
 test: $(STAMP)
