@@ -16,13 +16,14 @@ full collection. CPython waits until the objects promoted since then reach a qua
 kept, a count Python code cannot read without ``gc.get_objects()``, which must not be used here:
 its list holds a reference to every tracked object, including a tuple another thread is still
 building, whose resize then fails (``SystemError: Objects/tupleobject.c: bad argument to
-internal function`` in a run's set-up, seen once while writing this). A full collection costs
+internal function`` in a run's set-up, seen once in the responsiveness test). A full collection costs
 about 180 ms with torch, sklearn and Qt loaded — a GUI stall — so it must stay as rare as CPython
 makes it. :func:`install_gui_thread_gc` calls :meth:`CyclicCollector.collect_due` from a
-``QTimer`` on the GUI thread. Cyclic garbage then waits at most one timer interval longer than
-under CPython's own schedule, as long as the GUI thread runs its event loop (which the app keeps
-doing: tests/ui/test_responsiveness.py). Garbage without cycles is freed by reference counting
-at once, on any thread, as before.
+``QTimer`` on the GUI thread, at most one collection a tick: young cyclic garbage waits up to
+one interval (100 ms), older generations are collected in CPython's proportions (a generation-1
+collection every 11th, ...) counted in ticks instead of allocations. Memory stays bounded as long
+as the GUI thread runs its event loop (which the app keeps doing: tests/ui/test_responsiveness.py).
+Garbage without cycles is freed by reference counting at once, on any thread, as before.
 
 pyqtgraph ships ``pyqtgraph.util.garbage_collector.GarbageCollector`` for the same purpose; it is
 not used because it makes every tenth second-generation collection a full one (a 180 ms stall
