@@ -20,6 +20,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from ui import settings as settings_mod
+from ui.gui_gc import install_gui_thread_gc
 from ui.theme import apply_theme
 
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(argv or [])
     t0 = _process_start_time()
     app = create_app([])
+    # Python's cyclic GC only on this (the GUI) thread: a Qt object in a reference cycle must
+    # never be destroyed by a collection that happens to run on the training thread.
+    collector = install_gui_thread_gc(app)
     preset = None
     if args:
         from workbench.presets import resolve_preset
@@ -110,4 +114,6 @@ def main(argv: list[str] | None = None) -> int:
             window.shapes_ready.connect(shapes)
         QTimer.singleShot(60_000, app.quit)  # safety net
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    collector.timer.stop()
+    return code

@@ -195,7 +195,7 @@ class _Exportable:
             from PySide6.QtWidgets import QFileDialog
 
             def ask(t: str, name: str, flt: str) -> str | None:
-                path, _ = QFileDialog.getSaveFileName(None, t, name, flt)
+                path, _ = QFileDialog.getSaveFileName(self, t, name, flt)  # type: ignore[arg-type]
                 return path or None
         return ask(title, f"{self.export_name}{suffix}", file_filter)
 
@@ -274,6 +274,31 @@ class _ThemedPlot(_FollowsTheme, pg.GraphicsLayoutWidget, _Exportable):
     def _restyle_items(self, bg: QColor, fg: QColor) -> None:
         """Colour what this plot adds beyond background, axes and title."""
 
+    def _adopt_popups(self, *items: pg.PlotItem) -> None:
+        """Make this widget the parent of pyqtgraph's pop-ups: each item's context menus (ViewBox
+        menu, "Plot Options") and the scene's "Export..." dialog. pyqtgraph creates them without a
+        parent, so they would be destroyed whenever Python frees their owner (on whatever thread)
+        instead of with this widget, on the GUI thread."""
+        for item in items:
+            for menu in (item.vb.menu, item.ctrlMenu):
+                if menu is not None and menu.parent() is None:
+                    menu.setParent(self, menu.windowFlags())
+        scene = self.scene()
+        export = scene.contextMenu[0]
+        export.triggered.disconnect(scene.showExportDialog)
+        export.triggered.connect(self._show_export_dialog)
+
+    def _show_export_dialog(self) -> None:
+        """pyqtgraph's "Export..." dialog (``GraphicsScene.showExportDialog``) as a window owned by
+        this widget."""
+        from pyqtgraph.GraphicsScene.exportDialog import ExportDialog
+
+        scene = self.scene()
+        if scene.exportDialog is None:
+            scene.exportDialog = ExportDialog(scene)
+            scene.exportDialog.setParent(self, Qt.WindowType.Window)
+        scene.exportDialog.show(scene.contextMenuItem)
+
 
 class PlotPanel(_ThemedPlot):
     """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
@@ -321,6 +346,7 @@ class PlotPanel(_ThemedPlot):
         self._x_extent: float | None = None
         item.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._add_export_actions(item.vb.menu)
+        self._adopt_popups(item)
         self.setMinimumSize(220, 170)
         self._styled = True
         self.restyle()
@@ -541,14 +567,16 @@ class HeatmapPanel(_ThemedPlot):
         item.addItem(self.image)
         self.colormap = pg.colormap.get("viridis")
         self.image.setColorMap(self.colormap)
+        # colorMapMenu=False: the bar's right-click colour-map menu would be a parentless QMenu.
         self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap,
-                                        interactive=False, width=14)
+                                        interactive=False, width=14, colorMapMenu=False)
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.colorbar.getAxis("right").setLabel("log10 ‖∇‖₂")
         self.matrix = np.zeros((0, 0))
         self.steps = np.zeros(0)
         self.layers: list[str] = []
         self._add_export_actions(item.vb.menu)
+        self._adopt_popups(item, self.colorbar)
         self.setMinimumSize(220, 170)
         self._styled = True
         self.restyle()
