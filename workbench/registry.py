@@ -247,7 +247,8 @@ _ROUTES = _P("routes", "int", 4, "parallel routes merged by the learned soft mea
 _PER_ROUTE = _P("per_route_hardness", "bool", True, "one hardness per (output, route) instead of per output")
 _SHARE = _P("share_weights", "bool", True, "values also gate the soft mean (False: a second layer gives the "
             "gate logits, 2× memory)")
-_Z_PAPER = "Zain (ZdsAlpha), “Z layers: a new kind of activation-free layer”, 2020–2021, github.com/ZdsAlpha/Z (no paper)"
+_Z_PAPER = ("Zain (ZdsAlpha), “Z layers: a new kind of activation-free layer”, 2020–2021, github.com/ZdsAlpha/Z "
+            "(no paper)")
 _HAN_PAPER = ("Yueyao Yu, Yin Zhang, “Householder-Absolute Neural Layers For High Variability and Deep "
               "Trainability” (later “A Lightweight and Gradient-Stable Neural Layer”), 2021, arXiv 2106.04088")
 _PI_PAPER = ("Grigorios Chrysos, Stylianos Moschoglou, Giorgos Bouritsas, Yannis Panagakis, Jiankang Deng, "
@@ -255,7 +256,8 @@ _PI_PAPER = ("Grigorios Chrysos, Stylianos Moschoglou, Giorgos Bouritsas, Yannis
 _TWIST_PAPER = "Yao Liu, “ResNet with a twist”, 2020, github.com/liuyao12/pytorch-cifar (notebooks; no paper)"
 _DEPTH_PAPER = ("Benjamin Meier, “Going Deeper: Infinite Deep Neural Networks”, ZHAW, 2017, "
                 "github.com/kutoga/going_deeper (no arXiv)")
-_TORCH = "PyTorch torch.nn (Paszke et al., “PyTorch: An Imperative Style, High-Performance Deep Learning Library”, NeurIPS 2019, arXiv 1912.01703)"
+_TORCH = ("PyTorch torch.nn (Paszke et al., “PyTorch: An Imperative Style, High-Performance Deep Learning Library”, "
+          "NeurIPS 2019, arXiv 1912.01703)")
 
 
 # Z layers --------------------------------------------------------------------------------------------
@@ -402,7 +404,8 @@ _TWIST_INIT = _P("twist_init", "choice", "zero", "zero: start as the plain convo
                  "random twist (PyTorch's conv init, projected to its odd part)", choices=("zero", "random"))
 _entry("TwistConv2d", "Twist", "Convolution whose coefficients vary affinely with position (PDE view)",
        "y = K∗x + X⊙(Kₓ∗x) + Y⊙(K_y∗x),  Kₓ odd under 180°,  K_y = rot90(Kₓ, −1)", _TWIST_PAPER,
-       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias"),
+       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1),
+        _P("bias", "bool", False, "learn an additive bias"),
         _TWIST_INIT],
        ("out_channels", "kernel_size", "stride"), _twist_conv_shape, _twist_conv_build)
 

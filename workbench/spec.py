@@ -319,7 +319,8 @@ def _format_json(value: Any, indent: int, prefix_len: int) -> str:
 
     Deterministic (a function of the value only), so load → save → load is byte-identical."""
     inline = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
-    if not isinstance(value, (dict, list)) or not value or (indent > 0 and indent + prefix_len + len(inline) <= _LINE_WIDTH):
+    fits = indent > 0 and indent + prefix_len + len(inline) <= _LINE_WIDTH
+    if not isinstance(value, (dict, list)) or not value or fits:
         return inline
     pad = " " * (indent + 2)
     if isinstance(value, dict):
@@ -358,7 +359,8 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
         raise SpecError(Problem("", f"preset file not found: {path}", "check the path, or list built-ins "
                                                                        "with `python main.py presets`")) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(Problem("", f"cannot read preset {path}: {exc}", "check the file and its permissions")) from None
+        raise SpecError(Problem("", f"cannot read preset {path}: {exc}",
+                                "check the file and its permissions")) from None
     preset = loads_preset(text, source=str(path))
     preset.task.base_dir = path.parent.resolve()
     return preset
@@ -695,7 +697,8 @@ class _Walker:
             module = self.build_one(layer, shape, entry, meta=True,
                                     build_sequence=body_stand_in if entry.container else None)
         except (ValueError, TypeError) as exc:  # a constructor check the registry rules did not foresee
-            problem = Problem(row.path, f"{row.type} cannot be built: {exc}", "change the parameters named in the message")
+            problem = Problem(row.path, f"{row.type} cannot be built: {exc}",
+                              "change the parameters named in the message")
             self.problems.append(problem)
             row.problem = str(problem)
             return
@@ -726,7 +729,8 @@ class _Walker:
                 param.requires_grad_(False)
         return module
 
-    def build_list(self, layers: list[LayerSpec], in_shape: tuple[int, ...], parent: str) -> tuple[list[Any], tuple[int, ...]]:
+    def build_list(self, layers: list[LayerSpec], in_shape: tuple[int, ...],
+                   parent: str) -> tuple[list[Any], tuple[int, ...]]:
         from workbench.registry import ShapeError, get_entry
         shape = in_shape
         modules = []
