@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -125,6 +125,13 @@ def _plain(value: Any) -> Any:
 
 
 
+def _float_fields(cls: type) -> set[str]:
+    """Fields of ``cls`` that hold floats (an int written there is read as a float)."""
+    if is_dataclass(cls) and cls in SECTIONS.values():
+        return {key for key, spec in section_schema(cls).items() if spec.kind == "float"}
+    return {f.name for f in fields(cls) if f.type in ("float", float)}
+
+
 def _section_from_dict(name: str, cls: type, data: Any, problems: list[Problem]) -> Any:
     if data is None:
         return cls()
@@ -133,13 +140,14 @@ def _section_from_dict(name: str, cls: type, data: Any, problems: list[Problem])
                                 f'write "{name}": {{...}} or leave it out for the defaults'))
         return cls()
     schema = section_schema(cls)
+    floats = _float_fields(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in schema:
             problems.append(Problem(f"{name}.{key}", f"unknown key '{key}' in {name}",
                                     _did_you_mean(key, list(schema))))
             continue
-        if schema[key].kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        if key in floats and isinstance(value, int) and not isinstance(value, bool):
             try:
                 value = float(value)
             except OverflowError:  # beyond float's range: kept as written, validate says so
