@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .datasets import DATASETS, check_options, dataset_info, resolve_path
+from .datasets import DATASETS, check_options, dataset_info, portable_path, resolve_path
 from .fileio import atomic_write_text
 from .problems import Problem, SpecError, did_you_mean, unknown_key_problem
 from .sections import (AUGMENT_OPTIONS, AUGMENTS, DEVICES, LOSSES, OPTIMIZER_OPTIONS, OPTIMIZERS, PRECISIONS,
@@ -398,11 +398,7 @@ def data_paths_for(p: Preset, folder: str | os.PathLike[str]) -> Preset:
         value = options.get(key)
         if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
             continue
-        where = Path(os.path.abspath(resolve_path(value, p.task.base_dir)))
-        try:
-            changed[key] = where.relative_to(target).as_posix()
-        except ValueError:  # outside the folder: absolute
-            changed[key] = str(where)
+        changed[key] = portable_path(resolve_path(value, p.task.base_dir), target)
     if changed == options:
         return p
     return replace(p, task=replace(p.task, options=changed, base_dir=target))

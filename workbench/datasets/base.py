@@ -19,7 +19,7 @@ from workbench.params import ParamSpec
 
 __all__ = [
     "DataError", "DatasetMissing", "LoadCancelled", "DatasetEntry", "DatasetInfo", "Described", "RawData",
-    "LoadRequest", "Progress", "resolve_path", "TaskKind", "Source", "Norm",
+    "LoadRequest", "Progress", "resolve_path", "portable_path", "TaskKind", "Source", "Norm",
 ]
 
 TaskKind = Literal["classification", "regression"]
@@ -192,3 +192,16 @@ def resolve_path(value: str | os.PathLike[str], base_dir: Path | str | None) -> 
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     return path
+
+
+def portable_path(path: str | os.PathLike[str], folder: Path | str | None) -> str:
+    """How a preset in ``folder`` should name ``path`` (absolute, or relative to the working
+    directory): relative to ``folder`` when it lies inside it (a preset and its data can be moved
+    and shared together), else absolute. Without a folder: absolute."""
+    where = Path(os.path.abspath(Path(path).expanduser()))
+    if folder is None:
+        return str(where)
+    try:
+        return where.relative_to(Path(os.path.abspath(Path(folder).expanduser()))).as_posix()
+    except ValueError:
+        return str(where)
