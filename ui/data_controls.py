@@ -12,7 +12,9 @@
   Cancel; the row says whether the files are there.
 
 File choosers go through :func:`ask_open_file` and :func:`ask_folder` (tests replace them).
-Object names, for tests and automation: ``importButton``, ``dataFolderLabel``,
+A problem with your own data (no file chosen, a missing target column, a cell that is not a
+number, …) shows under the dataset's options (``dataProblem``). Object names, for tests and
+automation: ``importButton``, ``dataFolderLabel``,
 ``dataFolderButton``, ``downloadStatus``, ``downloadButton``, ``downloadProgress``,
 ``downloadCancel``.
 """
@@ -123,6 +125,13 @@ class DataControls(QWidget):
         self.progress_bar.hide()
         self.cancel_button.hide()
 
+        self.problem_label = QLabel(self)
+        self.problem_label.setObjectName("dataProblem")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setStyleSheet("color: #c0392b;")
+        self.problem_label.hide()
+
+        col.addWidget(self.problem_label)
         col.addWidget(self.folder_row)
         col.addWidget(self.download_row)
 
@@ -150,6 +159,7 @@ class DataControls(QWidget):
         """Show the rows that concern ``preset``'s dataset and what is on disk now."""
         self._preset = preset
         entry = self.entry()
+        self._show_problem(entry)
         downloads = entry is not None and entry.downloads
         self.folder_row.setVisible(downloads)
         self.download_row.setVisible(downloads)
@@ -178,6 +188,22 @@ class DataControls(QWidget):
             self.download_button.setEnabled(not busy)
         self.progress_bar.setVisible(False)
         self.cancel_button.setVisible(False)
+
+    def _show_problem(self, entry: Any) -> None:
+        """The first problem with the dataset's options or the user's file (a missing file, a
+        missing target column …), named as the command line names it."""
+        from workbench.datasets import dataset_info
+        from workbench.problems import SpecError
+
+        text = ""
+        if entry is not None and entry.source == "file":
+            task = self._preset.task
+            try:
+                dataset_info(task.dataset, task.options, task.base_dir)
+            except SpecError as exc:
+                text = "\n".join(str(p) for p in exc.problems[:3])
+        self.problem_label.setText(text)
+        self.problem_label.setVisible(bool(text))
 
     # ----------------------------------------------------------------------------------- import
     def _start_dir(self) -> str:
