@@ -299,3 +299,26 @@ def test_nonfinite_run_keeps_the_last_good_checkpoint(tmp_path):
     after = torch.load(checkpoint_path(tmp_path / "run", "last"), weights_only=True)
     assert all(torch.isfinite(t).all() for t in after["model"].values() if t.is_floating_point())
     assert after["epoch"] >= good["epoch"]
+
+
+def test_a_run_stopped_inside_its_first_epoch_reports_its_time_and_loss():
+    """A run stopped before any epoch ended used to report 0 s and no loss (issue #12, item 6)."""
+    p = mlp_digits(epochs=1)
+    p.task.batch_size = 8                  # 180 steps in the epoch
+    p.monitor.every_steps = 5
+    trainer = Trainer(p)
+    events: list = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, Metrics) and event.step == 10:
+            trainer.stop()                 # honoured before step 11
+
+    summary = trainer.run(on_event)
+    metrics = [e for e in events if isinstance(e, Metrics)]
+    assert isinstance(events[-1], Stopped) and summary.epochs_completed == 0 and summary.steps == 10
+    assert [m.step for m in metrics] == [5, 10]
+    assert summary.final_train_loss == pytest.approx((metrics[0].loss + metrics[1].loss) / 2)
+    # Metrics carry the training time so far; the summary counts the unfinished epoch's time too
+    assert 0 < metrics[0].seconds < metrics[1].seconds <= summary.seconds
+    assert summary.samples_per_s == pytest.approx(10 * 8 / summary.seconds)
