@@ -61,7 +61,7 @@ LOSS_LABELS = {"classification": "loss (cross-entropy)", "regression": "loss (MS
 #: Titles of the x axes (the keys are :data:`ui.plot_buffers.X_AXES`).
 X_LABELS = {"step": "step", "epoch": "epoch", "time": "training time (s)"}
 #: The x axis choices as the bar's combo box names them.
-X_CHOICES = {"step": "step", "epoch": "epoch", "time": "time (s)"}
+X_CHOICES = {"step": "x: step", "epoch": "x: epoch", "time": "x: time (s)"}
 
 #: Smallest width (pixels) of a plot column, and height of a plot row, before the grid reflows.
 MIN_COLUMN_WIDTH = 250
@@ -216,7 +216,7 @@ class Dashboard(QWidget):
         self.smoothing_slider.setObjectName("smoothingSlider")
         self.smoothing_slider.setRange(0, 99)
         self.smoothing_slider.setValue(int(round(self._smoothing * 100)))
-        self.smoothing_slider.setFixedWidth(80)
+        self.smoothing_slider.setFixedWidth(72)
         self.smoothing_slider.setToolTip("Exponential moving average (TensorBoard style) of every training "
                                          "curve: 0 = raw, 0.99 = very smooth. The raw curve stays, faint. "
                                          "Validation points and learned depth are drawn as measured.")
@@ -248,7 +248,6 @@ class Dashboard(QWidget):
         row = QHBoxLayout()
         row.setSpacing(6)
         row.addWidget(self.run_note, 1)
-        row.addWidget(QLabel("x axis", self))
         row.addWidget(self.x_axis_combo)
         row.addSpacing(4)
         row.addWidget(QLabel("Smoothing", self))

@@ -401,6 +401,8 @@ class Inspector(QScrollArea):
         self.setWidget(body)
         self._undo_keys = _DocumentUndoKeys(self)
         self._watch_undo_keys(body)
+        self._body = body
+        body.installEventFilter(self)   # its layout changed (another form): fit the width again
 
         document.changed.connect(self.refresh)
         document.read_only_changed.connect(self._on_read_only)
@@ -464,6 +466,22 @@ class Inspector(QScrollArea):
         for (section, name), ed in self.field_editors.items():
             ed.set_value(getattr(getattr(preset, section), name))
         self._sync_options()
+        self._fit_width()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if obj is getattr(self, "_body", None) and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_width()
+        return super().eventFilter(obj, event)
+
+    def _fit_width(self) -> None:
+        """Never narrower than the form (the dock would clip its fields: there is no horizontal
+        scroll bar), whatever layer form is shown."""
+        body = getattr(self, "_body", None)
+        if body is None:
+            return
+        need = body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        if self.minimumWidth() != need:
+            self.setMinimumWidth(need)
 
     # ---------------------------------------------------------------------------------- internals
     def _clear_form(self, form: QFormLayout) -> None:

@@ -47,8 +47,8 @@ MENU_ORDER = ("&File", "&Edit", "&View", "&Run", "&Presets", "&Help")
 #: Version stamp of the saved dock layout: a layout saved before the workspaces is not restored.
 LAYOUT_VERSION = 2
 #: Default dock widths (pixels) after Reset layout: the left (palette / runs) and right (inspector) areas.
-LEFT_DOCK_WIDTH = 320
-RIGHT_DOCK_WIDTH = 290
+LEFT_DOCK_WIDTH = 300
+RIGHT_DOCK_WIDTH = 330
 
 
 def guarded(method: Callable) -> Callable:
@@ -137,8 +137,7 @@ class MainWindow(QMainWindow):
         build_layout.addWidget(self.editor, 1)
         self.add_workspace("Build", self.build_page, "Edit the model: layers, shapes, parameters")
         self.palette = PaletteWidget(self)
-        self.inspector = Inspector(self.document, self)
-        self.inspector.setMinimumWidth(260)   # a dock squeezed narrower shows no usable field
+        self.inspector = Inspector(self.document, self)   # as wide as its form needs, never clipped
         self.palette_dock = self.add_dock(self.palette, "Palette", Qt.DockWidgetArea.LeftDockWidgetArea, "paletteDock")
         self.inspector_dock = self.add_dock(self.inspector, "Inspector", Qt.DockWidgetArea.RightDockWidgetArea,
                                             "inspectorDock")

@@ -364,3 +364,19 @@ def test_evaluate_page_says_what_it_will_show_and_when(app_window, qtbot) -> Non
     assert "confusion matrix" in text and "best checkpoint" in text and "not in this version" in text
     for name in ("confusionMatrix", "mistakesGallery", "decisionBoundary", "regressionScatter"):
         assert page.findChild(QWidget, name) is None      # no fake content
+
+
+def test_the_inspector_never_clips_a_form(app_window, qtbot) -> None:
+    from workbench.registry import REGISTRY
+    from workbench.spec import LayerSpec
+
+    window, c = app_window(load_builtin("z-mnist"), size=(1024, 700))
+    window.show_workspace("Train")                 # the widest centre page
+    insp = window.inspector
+    for name, entry in REGISTRY.items():
+        window.document.insert_layer((), 0, LayerSpec(name, {}, body=[] if entry.container else None))
+        window.editor.select((0,))
+        settle(qtbot)
+        assert insp.widget().width() <= insp.viewport().width(), name     # no field cut at the right
+        assert window.width() == 1024, name                                # and the window still fits
+        window.document.undo_stack.undo()
