@@ -204,6 +204,8 @@ class Dashboard(QWidget):
         self.run_legend.setTextFormat(Qt.TextFormat.RichText)
         self.run_legend.setWordWrap(True)
         self.run_legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # one line always reserved: a run legend appearing must not re-lay (and repaint) every plot
+        self.run_legend.setMinimumHeight(self.run_legend.fontMetrics().height() + 6)
         self.x_axis_combo = QComboBox(self)
         self.x_axis_combo.setObjectName("xAxisCombo")
         for axis in X_AXES:
@@ -779,18 +781,19 @@ class Dashboard(QWidget):
         self.depth_panel.set_note(text)
 
     def _update_run_legend(self, runs: Sequence[_Run], colors: dict[str, str]) -> None:
-        if len(runs) < 2:
-            self.run_legend.clear()
-            self.run_legend.hide()
+        if not runs:
+            self.run_legend.setText("")
             return
         parts = []
         for rank, run in enumerate(runs):
             name = short_label(run.label, 28).replace("&", "&amp;").replace("<", "&lt;")
             weight = "font-weight:600;" if rank == 0 else ""
+            current = " (current)" if rank == 0 and len(runs) > 1 else ""
             parts.append(f"<span style='color:{colors[run.run_id]};font-size:14pt'>■</span>"
-                         f"<span style='{weight}'>&nbsp;{name}{' (current)' if rank == 0 else ''}</span>")
-        self.run_legend.setText("&nbsp;&nbsp; ".join(parts))
-        self.run_legend.show()
+                         f"<span style='{weight}'>&nbsp;{name}{current}</span>")
+        text = "&nbsp;&nbsp; ".join(parts)
+        if self.run_legend.text() != text:
+            self.run_legend.setText(text)
 
     def _update_overlay_warning(self, runs: Sequence[_Run]) -> None:
         """Warn when overlaid runs learn another data set or task kind than the current run."""

@@ -336,7 +336,9 @@ class RunsPanel(QWidget):
         dialog.setLabelText(label)
         dialog.setTextValue(default)
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
-        dialog.setMinimumWidth(max(420, dialog.fontMetrics().horizontalAdvance(default) + 80))
+        edit = dialog.findChild(QLineEdit)
+        if edit is not None:   # the whole name in view, and room to type a longer one
+            edit.setMinimumWidth(max(380, edit.fontMetrics().horizontalAdvance(default) + 40))
         try:
             ok = dialog.exec()
             return dialog.textValue() if ok else None

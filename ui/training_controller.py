@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from ui.dashboard import Dashboard
@@ -238,7 +238,8 @@ class TrainingController(QObject):
         self.run_id = entry.run_id
         self.dashboard.start_run(entry.run_id, label, dataset=preset.task.dataset, loss=preset.task.loss)
         if self.train_on_run_action.isChecked() and hasattr(self.window, "show_workspace"):
-            self.window.show_workspace("Train")
+            # next event-loop turn: the first paint of the plots is not added to this click's work
+            QTimer.singleShot(0, self, lambda: self.window.show_workspace("Train"))
         self.status.run_starting(label)
         self.window.document.set_read_only(
             True, f"Training {preset.name} — the model is read-only until the run ends")

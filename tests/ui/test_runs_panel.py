@@ -124,3 +124,27 @@ def test_labels_from_run_json_and_summary_columns(panel, tmp_path) -> None:
     assert summary_columns(None, live=True)[0] == "training"
     s = RunSummary("finished", "p", "regression", "cpu", best_val_rmse=0.1234, seconds=3.0)
     assert summary_columns(s)[1:3] == ("RMSE 0.1234", "3s")
+
+
+def test_rename_dialog_shows_its_text_whole(panel, tmp_path, qtbot) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
+
+    make_run(tmp_path, "a run with a fairly long name to rename")
+    panel.refresh_from_disk(tmp_path)
+    panel.ask_text = None                        # the real dialog
+    panel.select(next(iter(panel.entries)))
+    seen = {}
+
+    def answer() -> None:
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QInputDialog) and w.isVisible())
+        edit = dialog.findChild(QLineEdit)
+        seen["fits"] = edit.width() >= edit.fontMetrics().horizontalAdvance(edit.text())
+        seen["parent"] = dialog.parent() is panel
+        edit.setText("renamed")
+        dialog.accept()
+
+    QTimer.singleShot(0, answer)
+    assert panel.rename_selected()
+    assert seen == {"fits": True, "parent": True}
+    assert panel.selected().label == "renamed"
