@@ -597,7 +597,6 @@ class Dashboard(QWidget):
         regression = task == "regression"
         slots = self._assign_colors()
         colors = {run.run_id: run_color(slots[run.run_id]) for run in runs}
-        axis = self._x_axis
         x_max = self._x_extent(runs)
         log_loss, log_rmse, log_grad = self._log_state()
         self._draw_count += 1
