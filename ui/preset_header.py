@@ -8,8 +8,9 @@ the name. Object names: ``presetHeader``, ``presetName``, ``presetDescription``,
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QFrame, QLineEdit, QPlainTextEdit, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QFont, QFontMetrics, QPainter
+from PySide6.QtWidgets import (QFrame, QLineEdit, QPlainTextEdit, QSizePolicy, QStyle, QStyleOptionFrame,
+                               QVBoxLayout, QWidget)
 
 from ui.document import PresetDocument, ReadOnlyError
 
@@ -17,6 +18,27 @@ __all__ = ["PresetHeader", "DESCRIPTION_LINES"]
 
 #: Lines of description shown without scrolling (more scroll; the header never crowds out the cards).
 DESCRIPTION_LINES = 3
+
+
+class _ElidingLineEdit(QLineEdit):
+    """A line edit that, while it does not have the focus, shows a text too long for it with "…" at
+    the end (a plain line edit would show it cut at the edge); with the focus it edits as usual."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        fm = self.fontMetrics()
+        option = QStyleOptionFrame()
+        self.initStyleOption(option)
+        rect = self.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, self)
+        rect = rect.adjusted(2 + self.textMargins().left(), 0, -2 - self.textMargins().right(), 0)
+        if self.hasFocus() or not self.text() or fm.horizontalAdvance(self.text()) <= rect.width():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelLineEdit, option, painter, self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         fm.elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width()))
+        painter.end()
 
 
 class _DescriptionEdit(QPlainTextEdit):
@@ -54,7 +76,7 @@ class PresetHeader(QFrame):
         self.setObjectName("presetHeader")
         self.document = document
         self._updating = False
-        self.name_edit = QLineEdit(self)
+        self.name_edit = _ElidingLineEdit(self)
         self.name_edit.setObjectName("presetName")
         self.name_edit.setPlaceholderText("Name this model")
         self.name_edit.setToolTip("The model's name: it appears in the window title, in run names and in "
@@ -67,7 +89,7 @@ class PresetHeader(QFrame):
         self.description_edit = _DescriptionEdit(self)
         self.description_edit.setPlaceholderText("Describe this model: what it tests, what it should reach…")
         self.description_edit.setToolTip("The model's description (saved in the preset)")
-        self.reference_edit = QLineEdit(self)
+        self.reference_edit = _ElidingLineEdit(self)
         self.reference_edit.setObjectName("presetReference")
         self.reference_edit.setPlaceholderText("Reference: the paper or repository it reproduces")
         self.reference_edit.setToolTip("Reference (saved in the preset)")
