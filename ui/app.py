@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         window = MainWindow(preset)
     else:
         window = build_main_window(preset)
+        if not os.environ.get("AFWB_EXIT_AFTER_PAINT"):   # a start-up measurement quits before any run
+            from ui.warmup import warm_after_start
+
+            warm_after_start(window)   # the first run's heavy imports, at idle after start-up
     if args and os.path.isfile(args[0]):
         from pathlib import Path
 

@@ -6,6 +6,10 @@ Widgets carry the schema's ranges, so a value outside a parameter's range cannot
 get a combo box beside the number. Every edit goes straight to the document as an undoable,
 mergeable command. Widget object names, for tests and automation: ``param_<name>``,
 ``mode_<name>`` (the placeholder combo), ``trainableCheck``, ``field_<section>_<name>``.
+
+Ctrl+Z / Ctrl+Y (Ctrl+Shift+Z) typed in a field undo and redo the document, as everywhere else in
+the window; a spin box whose text was typed but not yet committed (Enter / leaving the field) first
+just forgets that text.
 """
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QValidator
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ui.data_controls import DataControls
@@ -320,18 +324,18 @@ class MultiChoiceEditor(ValueEditor):
 
     def __init__(self, name: str, choices: Sequence[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(8)
+        grid = QGridLayout(self)  # two columns: the inspector stays narrow
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(2)
         self._value: list[Any] = []
         self.checks: dict[Any, QCheckBox] = {}
-        for choice in choices:
+        for i, choice in enumerate(choices):
             box = QCheckBox(str(choice), self)
             box.setObjectName(f"param_{name}_{choice}")
             box.toggled.connect(lambda on, c=choice: self._toggled(c, on))
-            row.addWidget(box)
+            grid.addWidget(box, i // 2, i % 2)
             self.checks[choice] = box
-        row.addStretch(1)
 
     def set_value(self, value: Any) -> None:
         self._value = list(value) if isinstance(value, list) else []
@@ -434,6 +438,35 @@ def _section_fields() -> list[tuple]:
     return out
 
 
+class _DocumentUndoKeys(QObject):
+    """Event filter on the inspector's fields: Undo/Redo keys go to the window's (document) undo
+    instead of a spin box's or line edit's own text undo, which made Ctrl+Z look dead after an edit."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.ShortcutOverride:
+            return False
+        undo = event.matches(QKeySequence.StandardKey.Undo)
+        if not undo and not event.matches(QKeySequence.StandardKey.Redo) and not (
+                event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier):
+            return False
+        spin = obj if isinstance(obj, QAbstractSpinBox) else None
+        if undo and spin is not None and _pending_text(spin):
+            # Typed but not committed: forget the typing (the document never saw it).
+            spin.lineEdit().setText(spin.textFromValue(spin.value()))  # type: ignore[attr-defined]
+            event.accept()
+            return True
+        event.ignore()   # not overridden: the window's Undo/Redo shortcut fires
+        return True
+
+
+def _pending_text(spin: QAbstractSpinBox) -> bool:
+    """Whether the spin box shows typed text that differs from its committed value."""
+    try:
+        return spin.lineEdit().text().strip() != spin.textFromValue(spin.value()).strip()  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+
+
 def _group(title: str, parent: QWidget) -> tuple[QGroupBox, QFormLayout]:
     box = QGroupBox(title, parent)
     form = QFormLayout(box)
@@ -480,6 +513,7 @@ class _OptionGroup:
                 label = QLabel(f"  {spec.title}")
                 label.setToolTip(tooltip_for(spec))
                 self.form.insertRow(row + len(self.editors), label, ed)
+                self.inspector._watch_undo_keys(ed)  # Ctrl+Z in the field undoes the document
                 self.editors[name] = ed
             self._key = key
         given = self.values(preset)
@@ -551,11 +585,16 @@ class Inspector(QScrollArea):
         self.data_controls.import_requested.connect(self._import_data)
         self.data_controls.data_root_changed.connect(lambda _folder: self.refresh())
         dataset_ed = self.field_editors[("task", "dataset")]
-        dataset_ed.layout().addWidget(self.data_controls.import_button)
-        self.options_form.insertRow(self.options_form.getWidgetPosition(dataset_ed)[0] + 1, self.data_controls)
+        row = self.options_form.getWidgetPosition(dataset_ed)[0]
+        self.options_form.insertRow(row + 1, "", self.data_controls.import_button)
+        self.options_form.insertRow(row + 2, self.data_controls)
         self.option_groups = self._make_option_groups(forms)
         self._col.addStretch(1)
         self.setWidget(body)
+        self._undo_keys = _DocumentUndoKeys(self)
+        self._watch_undo_keys(body)
+        self._body = body
+        body.installEventFilter(self)   # its layout changed (another form): fit the width again
 
         document.changed.connect(self.refresh)
         document.read_only_changed.connect(self._on_read_only)
@@ -582,6 +621,26 @@ class Inspector(QScrollArea):
 
     def layer_editor(self, name: str) -> ValueEditor:
         return self.layer_editors[name]
+
+    def focus_field(self, section: str, name: str) -> bool:
+        """Scroll to the field ``section.name`` (task, train, monitor) and give it the keyboard focus
+        (a failed run's banner sends the user here); False when there is no such field."""
+        if (section, name) == ("task", "download"):  # a missing data set: its Download button
+            button = self.data_controls.download_button
+            if self.data_controls.download_row.isHidden():
+                return False
+            self.ensureWidgetVisible(button, 20, 40)
+            button.setFocus(Qt.FocusReason.OtherFocusReason)
+            return True
+        ed = self.field_editors.get((section, name))
+        if ed is None:
+            return False
+        self.ensureWidgetVisible(ed, 20, 40)
+        target = next((w for w in ed.findChildren(QWidget) if w.objectName().startswith("field_")), ed)
+        target.setFocus(Qt.FocusReason.OtherFocusReason)
+        if isinstance(target, QAbstractSpinBox):
+            target.selectAll()
+        return True
 
     def field_editor(self, section: str, name: str) -> ValueEditor:
         return self.field_editors[(section, name)]
@@ -610,6 +669,22 @@ class Inspector(QScrollArea):
         for (section, name), ed in self.field_editors.items():
             ed.set_value(getattr(getattr(preset, section), name))
         self._sync_options()
+        self._fit_width()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if obj is getattr(self, "_body", None) and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_width()
+        return super().eventFilter(obj, event)
+
+    def _fit_width(self) -> None:
+        """Never narrower than the form (the dock would clip its fields: there is no horizontal
+        scroll bar), whatever layer form is shown."""
+        body = getattr(self, "_body", None)
+        if body is None:
+            return
+        need = body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        if self.minimumWidth() != need:
+            self.setMinimumWidth(need)
 
     # ---------------------------------------------------------------------------------- internals
     def _clear_form(self, form: QFormLayout) -> None:
@@ -669,6 +744,7 @@ class Inspector(QScrollArea):
         trainable.edited.connect(self._set_trainable)
         self.layer_form.addRow("", trainable)
         self.layer_editors["__trainable__"] = trainable
+        self._watch_undo_keys(self.layer_box)
 
     def _make_option_groups(self, forms: dict[str, QFormLayout]) -> list[_OptionGroup]:
         """Rows of the options whose schema depends on another field: the dataset's (after the
@@ -691,7 +767,7 @@ class Inspector(QScrollArea):
             return {f"{a}.{k}": v for a, opts in given.items() if isinstance(opts, dict) for k, v in opts.items()}
 
         return [
-            _OptionGroup(self, forms["task"], self.field_editors[("task", "dataset")], "options",
+            _OptionGroup(self, forms["task"], self.data_controls.import_button, "options",
                          key=lambda p: p.task.dataset, schema=dataset_schema,
                          values=lambda p: p.task.options if isinstance(p.task.options, dict) else {},
                          on_edit=self._set_option),
@@ -718,6 +794,12 @@ class Inspector(QScrollArea):
         for ed in entry_path:
             base = preset.task.base_dir
             ed.start_dir = lambda base=base: str(base) if base else ""
+
+    def _watch_undo_keys(self, root: QWidget) -> None:
+        for w in root.findChildren(QWidget):
+            if isinstance(w, (QAbstractSpinBox, QLineEdit)) and not w.property("_undoKeys"):
+                w.setProperty("_undoKeys", True)
+                w.installEventFilter(self._undo_keys)
 
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
@@ -793,3 +875,4 @@ class Inspector(QScrollArea):
         self.layer_box.setEnabled(not flag)
         for box in self.section_boxes.values():
             box.setEnabled(not flag)
+

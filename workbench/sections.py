@@ -93,7 +93,7 @@ class TaskSpec:
     augment_options: dict[str, Any] = setting({}, "settings of the augmentations named in augment, e.g. "
                                               '{"affine": {"translate": 0.3}}', label="Augmentation options")
     limit_train: int | None = setting(None, "train on this many samples only (a seeded random subset; at least 2: "
-                                      "a lone sample makes no batch); empty = all", label="Limit training samples",
+                                      "a lone sample makes no batch); empty = all", label="Training samples",
                                       kind="int", lo=2, hi=10**9, nullable=True)
     options: dict[str, Any] = setting({}, "the data set's own options (see its entry)", label="Dataset options")
     base_dir: Path | None = field(default=None, compare=False, repr=False)
