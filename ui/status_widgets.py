@@ -11,9 +11,10 @@ import math
 import time
 from typing import Any, Iterable
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QStatusBar, QWidget
 
-from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
+from ui.statusbar import ElidedLabel
+from workbench.events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
 
 __all__ = ["TrainingStatus", "format_eta"]
 
@@ -37,26 +38,28 @@ class TrainingStatus(QWidget):
         super().__init__(parent)
         self.setObjectName("trainingStatus")
         self.status_bar = status_bar
-        self.progress = QProgressBar()
+        self.progress = QProgressBar(self)
         self.progress.setObjectName("trainingProgress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFixedWidth(230)
+        self.progress.setFixedWidth(200)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
-        self.eta = QLabel("")
+        self.eta = QLabel("", self)
         self.eta.setObjectName("trainingEta")
-        self.speed = QLabel("")
+        self.speed = QLabel("", self)
         self.speed.setObjectName("trainingSpeed")
-        self.device = QLabel("")
+        self.device = ElidedLabel("", self, min_chars=8)
         self.device.setObjectName("trainingDevice")
-        self.message = QLabel("")
+        self.message = ElidedLabel("", self, min_chars=14)   # elided, never cut mid-word
         self.message.setObjectName("trainingMessage")
-        self.message.setWordWrap(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(10)
-        for w in (self.message, self.progress, self.eta, self.speed, self.device):
+        # The message takes what is left and is elided first; the figures keep their width.
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.message, 1)
+        for w in (self.progress, self.eta, self.speed, self.device):
             layout.addWidget(w)
         self._started: RunStarted | None = None
         self._t0 = 0.0
@@ -89,12 +92,30 @@ class TrainingStatus(QWidget):
                 self.device.setText(f"device: {event.device_name or event.device}")
                 self.message.setText("Training")
                 self._show(f"Training {event.preset_name} on {event.device_name or event.device}")
+            elif isinstance(event, DataProgress):
+                self._on_data(event)
             elif isinstance(event, Metrics):
                 self._on_metrics(event)
             elif isinstance(event, EpochEnd):
                 pass
             elif isinstance(event, (Finished, Stopped, Failed)):
                 self.finish(event)
+
+    def _on_data(self, d: DataProgress) -> None:
+        """Before the first step: how far the data load is (images decoded, bytes downloaded)."""
+        if self._started is not None:
+            return
+        if d.total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(d.done, d.total) / d.total))
+        else:
+            self.progress.setRange(0, 0)
+        if d.what.startswith("downloading"):
+            figures = f"{d.done / 1e6:,.1f}" + (f" of {d.total / 1e6:,.1f} MB" if d.total else " MB")
+        else:
+            figures = f"{d.done:,}" + (f" of {d.total:,}" if d.total else "")
+        self.progress.setFormat(d.what.split(" ", 1)[0])
+        self.message.setText(f"{d.what[:1].upper()}{d.what[1:]}: {figures}")
 
     def _on_metrics(self, m: Metrics) -> None:
         start = self._started
@@ -118,22 +139,33 @@ class TrainingStatus(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("failed")
             where = f" at step {final.step}" if final.step is not None else ""
+            if summary.seconds:
+                where += f" after {format_eta(summary.seconds)}"
             text = f"Run failed{where}: {final.message}"
             self.message.setStyleSheet("color: #d8383a; font-weight: 600;")
-            self.message.setText(text if len(text) < 90 else text[:87] + "…")
+            self.message.setText(text)
             self.message.setToolTip(f"{text}\n{final.hint}" if final.hint else text)
             self.eta.setText("")
-            self._show(f"{text} — {final.hint}" if final.hint else text)
+            if self.status_bar is not None:
+                self.status_bar.clearMessage()   # the whole message and hint are in the Train workspace's banner
             return
-        self.progress.setValue(1)
         done = isinstance(final, Finished)
-        self.progress.setFormat("finished" if done else "stopped")
+        start = self._started
+        if done or start is None:
+            self.progress.setValue(1)
+            self.progress.setFormat("finished" if done else "stopped")
+        else:   # a stopped run: the bar shows how far it got, not a full bar
+            self.progress.setRange(0, max(start.total_steps, 1))
+            self.progress.setValue(min(summary.steps, start.total_steps))
+            self.progress.setFormat(f"stopped at step {summary.steps}/{start.total_steps}")
         self.eta.setText("")
         figure = ""
         if summary.best_val_accuracy is not None:
             figure = f", best val accuracy {100 * summary.best_val_accuracy:.2f}%"
         elif summary.best_val_rmse is not None:
             figure = f", best val RMSE {summary.best_val_rmse:.4g}"
+        elif summary.final_train_loss is not None:
+            figure = f", train loss {summary.final_train_loss:.4g} (no validation yet)"
         text = (f"Run {'finished' if done else 'stopped'} after {summary.steps} steps "
                 f"({format_eta(summary.seconds)}){figure}")
         self.message.setStyleSheet("")

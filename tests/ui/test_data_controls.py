@@ -187,3 +187,54 @@ def test_the_data_folder_setting(controls, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("AFWB_DATA", str(tmp_path / "env"))
     controls.show_for(_mnist_preset())
     assert "AFWB_DATA" in controls.folder_label.text() and not controls.folder_button.isEnabled()
+
+
+def test_a_missing_data_set_run_points_to_download_and_then_trains(make_window, qtbot, tmp_path, monkeypatch,
+                                                                     fake_mnist_server):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from ui.training_controller import install_training
+    from workbench.events import Failed, Finished
+    from workbench.presets import load_builtin
+
+    monkeypatch.setenv("AFWB_DATA", str(tmp_path / "data"))
+    preset = load_builtin("z-mnist")
+    preset.train.device = "cpu"
+    preset.train.epochs = 1
+    window = make_window(preset)
+    c = install_training(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(c.run_finished, timeout=60_000) as run:
+        assert c.start_run()
+    final = run.args[0]
+    assert isinstance(final, Failed) and "Task → Download" in final.hint
+    banner = c.dashboard.failure_banner
+    qtbot.waitUntil(banner.isVisible)
+    assert banner.fix_button.text() == "Download the data set"
+    qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+    controls = window.inspector.data_controls
+    assert QApplication.focusWidget() is controls.download_button
+    with qtbot.waitSignal(controls.download_ended, timeout=20_000) as ended:
+        qtbot.mouseClick(controls.download_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["mnist", "finished"]
+    with qtbot.waitSignal(c.run_finished, timeout=60_000) as run:
+        assert c.start_run()
+    assert isinstance(run.args[0], Finished), getattr(run.args[0], "message", "")
+    qtbot.waitUntil(c.dashboard.is_idle, timeout=5000)
+
+
+def test_the_status_bar_shows_the_data_load(qtbot):
+    from ui.status_widgets import TrainingStatus
+    from workbench.events import DataProgress
+
+    status = TrainingStatus()
+    qtbot.addWidget(status)
+    status.run_starting("pets")
+    status.add_events([DataProgress("decoding images", 120, 500)])
+    assert status.message.text() == "Decoding images: 120 of 500"
+    assert (status.progress.value(), status.progress.maximum()) == (240, 1000)
+    status.add_events([DataProgress("downloading t10k-images-idx3-ubyte.gz", 2_000_000, 0)])
+    assert status.message.text() == "Downloading t10k-images-idx3-ubyte.gz: 2.0 MB"

@@ -56,8 +56,9 @@ class DatasetMissing(DataError):
         message = f"data set '{name}' not found; looked in: {folders}"
         if detail:
             message += f" ({detail})"
-        hint = ("download it: in the app, Task → Dataset → Download (the data folder is under Settings); on the "
-                "command line pass --download; or point the data folder (--data-root) at a folder holding the files")
+        hint = ("download it: in the app, Task → Download (the data folder is shown above it: Change… picks "
+                "another); on the command line, --download or `python main.py download " + name + "`; or point "
+                "the data folder (--data-root) at a folder holding the files")
         super().__init__(message, hint)
         self.name = name
         self.searched = [Path(p) for p in searched]
