@@ -351,7 +351,7 @@ class Analysis:
                 self.problems = list(self.report.problems)
             else:
                 self.problems = list(_spec.validate(preset, resources=False))  # no torch yet
-        except Exception as exc:  # a bug in the core must not take the editor down
+        except Exception as exc:  # noqa: BLE001 - a bug in the core must not take the editor down
             self.error = f"checking the model failed: {type(exc).__name__}: {exc}"
         self.shapes: dict[str, Any] = {}
         if self.report is not None:

@@ -21,11 +21,11 @@ from typing import Any, Callable, Sequence
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
-                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
-                               QToolButton, QVBoxLayout, QWidget)
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ui.data_controls import DataControls
-from ui.document import LayerPath, PresetDocument, ReadOnlyError, json_path
+from ui.document import PresetDocument, ReadOnlyError
 
 INT_MAX = 2_147_483_647
 NUMBER = "number"
@@ -238,7 +238,8 @@ class ChoiceEditor(ValueEditor):
 
     def set_choices(self, choices: Sequence[Any], labels: Sequence[str] | None = None) -> None:
         self.combo.blockSignals(True)
-        current = self._values[self.combo.currentIndex()] if 0 <= self.combo.currentIndex() < len(self._values) else None
+        index = self.combo.currentIndex()
+        current = self._values[index] if 0 <= index < len(self._values) else None
         self.combo.clear()
         self._values = list(choices)
         for i, c in enumerate(choices):
@@ -807,7 +808,7 @@ class Inspector(QScrollArea):
         except ReadOnlyError as exc:
             self.error.emit(f"Cannot edit: {exc}")
             self.refresh()
-        except Exception as exc:  # nothing typed into the inspector may crash the app
+        except Exception as exc:  # noqa: BLE001 - nothing typed into the inspector may crash the app
             self.error.emit(f"Edit failed: {type(exc).__name__}: {exc}")
             self.refresh()
 

@@ -172,7 +172,7 @@ class _TrainerAdapter(QObject):
             if final is None:
                 final = self._final_from_summary(summary)
                 self._queue.append(final)
-        except BaseException as exc:  # a bug in a layer or the trainer: report it, keep the app alive
+        except BaseException as exc:  # noqa: BLE001 - a bug in a layer or the trainer: report it, keep the app alive
             final = self._failed_from_exception(exc)
             self._queue.append(final)
         finally:

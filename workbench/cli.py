@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
     t.add_argument("--download", action="store_true", help="allow downloading MNIST/Fashion/CIFAR into the data root")
     _add_setting_flags(t)
-    t.add_argument("--out", type=Path, help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
+    t.add_argument("--out", type=Path,
+                   help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
     t.add_argument("--resume", type=Path, help="run folder to continue from its checkpoints/last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -405,7 +406,8 @@ def _train(args: argparse.Namespace) -> int:
         try:
             run_dir = new_run_dir(root, preset.name)  # reserved: no other run can take this folder
         except (OSError, RuntimeError) as exc:
-            raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
+            raise CliError(f"cannot create a run folder under {root}: {exc}; "
+                           "pass --out with a writable folder") from None
 
     print(f"run folder: {run_dir}", flush=True)
     trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume)
@@ -457,7 +459,7 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         data = load_dataset(preset.task, device, args.data_root, args.download, int(preset.train.seed))
     except DataError as exc:
-        raise CliError(str(exc) if isinstance(exc, DataError) and not exc.hint else f"{exc.message}; {exc.hint}") from None
+        raise CliError(str(exc)) from None  # the message and the hint
     model.to(device)
     split = "validation"
     if data.val_size == 0:
@@ -476,7 +478,8 @@ def _eval(args: argparse.Namespace) -> int:
                 loss_sum += float(F.mse_loss(out.reshape(y.shape), y, reduction="sum")) / max(1, y[0].numel())
             else:
                 if loss_name == "mse":
-                    loss_sum += float(F.mse_loss(out, F.one_hot(y, out.shape[-1]).float(), reduction="sum")) / out.shape[-1]
+                    target = F.one_hot(y, out.shape[-1]).float()
+                    loss_sum += float(F.mse_loss(out, target, reduction="sum")) / out.shape[-1]
                 else:
                     loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
                 correct += int((out.argmax(-1) == y).sum())
@@ -530,7 +533,8 @@ def _export(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):  # the first failure is the one to report
                 leftover.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise CliError(f"cannot write {output}: {exc.strerror or exc}; pass --output with a writable path") from None
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}; "
+                           "pass --output with a writable path") from None
         raise CliError(f"{args.format} export of {run.name} failed: {type(exc).__name__}: {with_msg}") from None
     print(f"wrote {output}")
     return 0

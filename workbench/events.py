@@ -166,8 +166,9 @@ class Metrics:
 
     ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit;
     ``seconds`` is the run's training wall-clock time so far (pauses and validation excluded;
-    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
-    ``InfiniteDepth`` layers nested in a container the key is the dotted module path.
+    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level
+    layer name (``3_ZLinear``); for ``InfiniteDepth`` layers nested in a container the key is the
+    dotted module path.
     """
 
     step: int

@@ -207,8 +207,9 @@ def _entry(type: str, family: str, summary: str, equation: str, paper: str, para
     return entry
 
 
-def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
-       choices: Sequence[Any] = (), placeholders: Sequence[str] = ()) -> ParamSpec:
+def _P(  # noqa: N802 - a short name: it fills the declaration tables
+        name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
+        choices: Sequence[Any] = (), placeholders: Sequence[str] = ()) -> ParamSpec:
     return ParamSpec(name, kind, default, help, lo, hi, tuple(choices), tuple(placeholders))
 
 

@@ -148,8 +148,9 @@ SECTIONS: dict[str, type] = {"task": TaskSpec, "train": TrainSpec, "monitor": Mo
 
 
 # ------------------------------------------------------------------------- options of other settings
-def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
-       choices: tuple[Any, ...] = (), **more: Any) -> ParamSpec:
+def _P(  # noqa: N802 - a short name: it fills the declaration tables
+        name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
+        choices: tuple[Any, ...] = (), **more: Any) -> ParamSpec:
     return ParamSpec(name, kind, default, help, lo, hi, choices, **more)  # type: ignore[arg-type]
 
 

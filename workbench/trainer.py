@@ -7,9 +7,10 @@ forward, non-finite or exploding loss, out of memory): those end the run with a 
 event that names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
 honoured before the next optimiser step (and between validation batches).
 
-Event order: ``DataProgress`` while long data steps run (decoding images, downloading), ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
-the last step of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of
-``Finished`` / ``Stopped`` / ``Failed``.
+Event order: ``DataProgress`` while long data steps run (decoding images, downloading),
+``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at the last step
+of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of ``Finished`` /
+``Stopped`` / ``Failed``.
 
 The hot loop does no host sync of its own: the per-step losses are copied into a small device
 buffer and the correct-prediction count is accumulated on the device; at an emit the probe vector,
@@ -270,7 +271,8 @@ class Trainer:
         self._paused_s = 0.0
         self._writer = RunWriter(self.run_dir)
         self._summary = RunSummary(status="running", preset_name=str(getattr(self.preset, "name", "")),
-                                   task="classification", device="", run_dir=str(self.run_dir) if self.run_dir else None)
+                                   task="classification", device="",
+                                   run_dir=str(self.run_dir) if self.run_dir else None)
         self._step = 0
         self._epochs_done = 0
         self._samples = 0
@@ -321,11 +323,9 @@ class Trainer:
             size = f" (it has {params:,} parameters)" if params else ""
             return (f"out of memory on {self.device or 'this machine'}{where}: {_oom_detail(exc)}",
                     f"lower task.batch_size (now {batch}) or use a smaller model{size}: fewer or narrower layers")
-        try:
-            from .spec import SpecError
-        except ImportError:  # pragma: no cover
-            SpecError = ()  # type: ignore[assignment]
-        if SpecError and isinstance(exc, SpecError):
+        from .problems import SpecError
+
+        if isinstance(exc, SpecError):
             return f"invalid preset: {exc}", "fix the listed problems in the preset"
         where = f" at step {self._step}" if self._started else " while preparing the run"
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -465,7 +465,6 @@ class Trainer:
         self._writer.open(self.preset, self._summary, resume=self.resume_from is not None,
                           keep_until_step=self.start_step)
         on_event(self._started_event())
-        device = self.device
         every = self.every
         classification = self.task == "classification"
         reg_modules = self.reg_modules
@@ -548,7 +547,7 @@ class Trainer:
                     losses = host[:k]
                     n_correct = host[k] if classification else 0.0
                     n = sum(win_n)
-                    loss_sum = sum(l * m for l, m in zip(losses, win_n))
+                    loss_sum = sum(v * m for v, m in zip(losses, win_n))
                     if not math.isfinite(sum(flat)) and (  # cheap: one sum, the detail only on trouble
                             not math.isfinite(loss_sum) or first_nonfinite_layer(values, layer_names)):
                         self._fail_nonfinite(losses, win_n, values, step)
@@ -614,7 +613,7 @@ class Trainer:
         diverges (an optimiser such as Adam can do so for ever without a NaN)."""
         self._diverged = True
         window_start = step - len(losses) + 1
-        bad = next((i for i, l in enumerate(losses) if l > limit), len(losses) - 1)
+        bad = next((i for i, v in enumerate(losses) if v > limit), len(losses) - 1)
         bad_step = window_start + bad
         start = limit / EXPLODING_FACTOR
         self._step = bad_step
@@ -627,7 +626,7 @@ class Trainer:
     def _fail_nonfinite(self, losses: list[float], ns: list[int], values: ProbeValues, step: int) -> None:
         self._diverged = True
         window_start = step - len(losses) + 1
-        bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         bad_step = window_start + bad if bad is not None else step
         layer = first_nonfinite_layer(values, self.probes.layer_names)
         what = "loss" if bad is not None else "gradient"
@@ -674,7 +673,8 @@ class Trainer:
         h["final_val_loss"] = end.val_loss
         classification = self.task == "classification"
         if end.val_loss is not None:
-            h["best_val_loss"] = end.val_loss if h.get("best_val_loss") is None else min(h["best_val_loss"], end.val_loss)
+            best = h.get("best_val_loss")
+            h["best_val_loss"] = end.val_loss if best is None else min(best, end.val_loss)
         if classification:
             h["final_val_accuracy"] = end.val_accuracy
             if end.val_accuracy is not None:
@@ -683,7 +683,8 @@ class Trainer:
         else:
             h["final_val_rmse"] = end.val_rmse
             if end.val_rmse is not None:
-                h["best_val_rmse"] = end.val_rmse if h.get("best_val_rmse") is None else min(h["best_val_rmse"], end.val_rmse)
+                best = h.get("best_val_rmse")
+                h["best_val_rmse"] = end.val_rmse if best is None else min(best, end.val_rmse)
             score = -(end.val_rmse if end.val_rmse is not None else end.train_loss)
         improved = math.isfinite(score) and (self.best.get("score") is None or score > self.best["score"])
         if improved:

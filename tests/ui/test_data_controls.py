@@ -160,7 +160,7 @@ def test_import_fills_dataset_and_options(controls, qtbot, tmp_path, monkeypatch
     outside = tmp_path / "elsewhere.npz"
     np.savez(outside, x=np.zeros((4, 2)), y=np.arange(4) % 2)
     controls.show_for(Preset(task=TaskSpec(dataset="digits", base_dir=folder)))
-    monkeypatch.setattr(data_controls, "ask_open_file", lambda parent, title, flt, start: str(folder / "data" / "t.csv"))
+    monkeypatch.setattr(data_controls, "ask_open_file", lambda *a: str(folder / "data" / "t.csv"))
     with qtbot.waitSignal(controls.import_requested) as got:
         controls.import_actions["csv"].trigger()
     assert got.args == ["csv", {"path": "data/t.csv", "target": "label"}]

@@ -40,8 +40,9 @@ def _entry(name: str, kind: str, summary: str, citation: str, source: str, optio
     return entry
 
 
-def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
-       choices: tuple[Any, ...] = (), **more: Any) -> ParamSpec:
+def _P(  # noqa: N802 - a short name: it fills the declaration tables
+        name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
+        choices: tuple[Any, ...] = (), **more: Any) -> ParamSpec:
     return ParamSpec(name, kind, default, help, lo, hi, choices, **more)  # type: ignore[arg-type]
 
 
