@@ -159,10 +159,11 @@ class DataControls(QWidget):
         """Show the rows that concern ``preset``'s dataset and what is on disk now."""
         self._preset = preset
         entry = self.entry()
-        self._show_problem(entry)
+        problem = self._show_problem(entry)
         downloads = entry is not None and entry.downloads
         self.folder_row.setVisible(downloads)
         self.download_row.setVisible(downloads)
+        self.setVisible(downloads or problem)  # no empty row in the form
         if not downloads:
             return
         root = self.data_root()
@@ -189,7 +190,7 @@ class DataControls(QWidget):
         self.progress_bar.setVisible(False)
         self.cancel_button.setVisible(False)
 
-    def _show_problem(self, entry: Any) -> None:
+    def _show_problem(self, entry: Any) -> bool:
         """The first problem with the dataset's options or the user's file (a missing file, a
         missing target column …), named as the command line names it."""
         from workbench.datasets import dataset_info
@@ -204,6 +205,7 @@ class DataControls(QWidget):
                 text = "\n".join(str(p) for p in exc.problems[:3])
         self.problem_label.setText(text)
         self.problem_label.setVisible(bool(text))
+        return bool(text)
 
     # ----------------------------------------------------------------------------------- import
     def _start_dir(self) -> str:
