@@ -11,8 +11,10 @@ Per run the row records: the experiment key, grid point and seed, status, device
 wall time (s, data loading included) and training time (s), epochs and optimiser steps, the best
 and the final validation accuracy (% of the validation set, which for MNIST/CIFAR-10 and the
 checkerboard is the published test split), the epoch of the best, each ``InfiniteDepth`` layer's
-learned w (dimensionless) and the per-epoch curve. A rerun with the same output folder skips the
-rows it already finished with the identical preset (resume).
+learned w (dimensionless) and the per-epoch curve. Status is the trainer's (finished, stopped,
+failed), ``diverged`` for a run ended by a non-finite loss (its best epoch still counts, as in the
+sources, which kept their best-so-far on NaN), or ``data missing``. A rerun with the same output
+folder skips the rows it already finished with the identical preset (resume).
 """
 from __future__ import annotations
 
@@ -247,11 +249,15 @@ class _RunRecorder:
         self.curve: list[dict[str, Any]] = []
         self.depth_w: dict[str, float] = {}
         self.device_name = ""
+        self.diverged = False
 
     def __call__(self, event: Any) -> None:
         name = type(event).__name__
         if name == "RunStarted":
             self.device_name = event.device_name
+        elif name == "Failed":
+            # the trainer's own wording for a NaN/inf loss or gradient (Trainer._fail_nonfinite)
+            self.diverged = "non-finite" in event.message
         elif name == "Metrics":
             if event.depth_w:
                 self.depth_w = dict(event.depth_w)
@@ -382,15 +388,18 @@ class Reproducer:
             with self._lock:
                 self._trainer = None
         wall = time.perf_counter() - t0
+        # A run whose loss went non-finite "diverged": like the sources (HanNet's main.py returns its
+        # best-so-far on NaN), its best epoch still counts for a best-of-grid figure; it has no final.
+        status = "diverged" if summary.status == "failed" and recorder.diverged else summary.status
         wanted = _wanted_epochs(self.experiments, run.key)
         keep = wanted | ({int(summary.best_epoch) + 1} if summary.best_epoch is not None else set())
         row.update(
-            status=summary.status, message="; ".join(x for x in (summary.message, summary.hint) if x),
+            status=status, message="; ".join(x for x in (summary.message, summary.hint) if x),
             run_dir=str(run_dir), device=summary.device, device_name=recorder.device_name,
             wall_s=wall, train_s=summary.seconds, epochs=summary.epochs_completed, steps=summary.steps,
             best_accuracy=_percent(summary.best_val_accuracy),
             best_epoch=None if summary.best_epoch is None else int(summary.best_epoch) + 1,
-            final_accuracy=_percent(summary.final_val_accuracy),
+            final_accuracy=None if status == "diverged" else _percent(summary.final_val_accuracy),
             depth_layers=list(summary.learned_depth), w=[float(v) for v in summary.learned_depth.values()],
             at_epoch={str(pt["epoch"]): pt["accuracy"] for pt in recorder.curve
                       if "accuracy" in pt and pt["epoch"] in wanted},

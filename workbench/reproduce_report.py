@@ -95,7 +95,7 @@ def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def _usable(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if r.get("status") in ("finished", "stopped")]
+    return [r for r in rows if r.get("status") in ("finished", "stopped", "diverged")]
 
 
 def _select_point(groups: dict[tuple, list[Mapping[str, Any]]], at: Mapping[str, Any]) -> tuple | None:

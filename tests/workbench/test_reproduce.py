@@ -203,3 +203,19 @@ def test_ctrl_c_keeps_finished_rows(tmp_path):
     assert [r["status"] for r in rows] == ["finished", "finished", "stopped"]
     assert rows[2]["epochs"] < 400
     assert "| slow | lr=0.003, seed 0 | stopped" in (out / "reproduction.md").read_text(encoding="utf-8")
+
+
+def test_a_diverging_grid_point_is_recorded_and_not_a_failure(tmp_path, capsys):
+    p = tiny_protocol_preset(lrs=(0.003, 1e5), epochs=2)
+    p.train.optimizer = "sgd"
+    p.reproduction.grid[0].values = [0.05, 1e5]
+    code = cli.main(["reproduce", str(save(p, tmp_path)), "--budget", "smoke", "--out", str(tmp_path / "out"),
+                     "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    ok, blown = load_results(tmp_path / "out")["rows"]
+    assert ok["status"] == "finished"
+    assert blown["status"] == "diverged" and "non-finite" in blown["message"] and blown["final_accuracy"] is None
+    from workbench.reproduce_report import compare
+
+    [row] = compare(load_results(tmp_path / "out"))
+    assert row.measured.point == {"train.lr": 0.05}
