@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--device", help="override train.device of every run: auto, cpu, cuda, mps")
     rp.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
     rp.add_argument("--download", action="store_true", help="allow downloading MNIST/Fashion/CIFAR into the data root")
-    rp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    rp.add_argument("--threads", type=int, help="torch CPU threads with --jobs 1 (default: torch's choice)")
+    rp.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with one "
+                                                        "torch thread (default 1; 2 uses both cores of a 2-core CPU)")
     rp.add_argument("--list", action="store_true", help="list the protocols and their budgets, run nothing")
     rp.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
     return parser
@@ -547,7 +549,7 @@ class _ReproduceProgress:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.overall = None
-        self.inner = _Progress(quiet, position=1, leave=False)
+        self.inner: dict[int, _Progress] = {}  # worker slot -> its run's step bar
 
     def __call__(self, event: Any) -> None:
         name = type(event).__name__
@@ -578,12 +580,14 @@ class _ReproduceProgress:
             if event.index + 1 == event.total and self.overall is not None:
                 self.overall.close()
                 self.overall = None
-        else:
-            self.inner(event)
+        elif name == "RunProgress":
+            bar = self.inner.setdefault(event.slot, _Progress(self.quiet, position=event.slot + 1, leave=False))
+            bar(event.event)
 
     def close(self) -> None:
-        if self.inner.bar is not None:
-            self.inner.bar.close()
+        for inner in self.inner.values():
+            if inner.bar is not None:
+                inner.bar.close()
         if self.overall is not None:
             self.overall.close()
             self.overall = None
@@ -598,6 +602,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     presets = _protocol_presets(list(args.keys))
     if not presets:
         raise CliError("no preset has a reproduction protocol")
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, got {args.jobs}")
     if args.threads is not None:
         if args.threads < 1:
             raise CliError(f"--threads must be at least 1, got {args.threads}")
@@ -640,7 +646,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     def rewrite(results: dict[str, Any]) -> None:
         write_report(results, report, command=command)
 
-    reproducer = Reproducer(experiments, out, data_root=args.data_root, download=args.download,
+    reproducer = Reproducer(experiments, out, data_root=args.data_root, download=args.download, jobs=args.jobs,
                             on_event=progress, on_results=rewrite)
     interrupted = {"flag": False}
 

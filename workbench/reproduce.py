@@ -36,8 +36,8 @@ from .spec import Preset, Problem, SpecError, dumps_preset
 
 __all__ = [
     "RESULTS_FILE", "RESULTS_FORMAT", "PlannedRun", "Experiment", "RunBegins", "RunEnds", "plan_experiment",
-    "Reproducer", "load_results", "machine_info", "source_commit", "point_label", "planned_summary",
-    "CURVE_POINTS",
+    "RunProgress", "Reproducer", "train_planned_run", "base_row", "load_results", "machine_info", "source_commit",
+    "point_label", "planned_summary", "CURVE_POINTS",
 ]
 
 RESULTS_FILE = "results.json"
@@ -272,25 +272,83 @@ class _RunRecorder:
             self.curve.append(point)
 
 
-class Reproducer:
-    """Run experiments' planned runs one at a time into ``out_dir``; see the module docstring.
+def base_row(run: PlannedRun) -> dict[str, Any]:
+    """The identifying part of a run's row (key, grid point, seed, fingerprint, planned epochs)."""
+    return {"key": run.key, "label": run.label, "point": dict(run.point), "seed": run.seed,
+            "fingerprint": run.fingerprint, "planned_epochs": int(run.preset.train.epochs)}
 
-    ``on_event`` receives :class:`RunBegins`, every trainer event of the current run, and
-    :class:`RunEnds`, from the thread that calls :meth:`run`. :meth:`stop` (any thread) stops the
-    current run before its next optimiser step and starts no further one."""
+
+def train_planned_run(run: PlannedRun, run_dir: Path, *, data_root: Path | str | None = None, download: bool = False,
+                      wanted_epochs: set[int] | frozenset[int] = frozenset(),
+                      on_event: Callable[[Any], None] = lambda event: None,
+                      on_trainer: Callable[[Any], None] = lambda trainer: None) -> dict[str, Any]:
+    """Train one planned run into ``run_dir`` with the Trainer and return its row (see the module
+    docstring); ``on_trainer`` receives the trainer before it starts (to stop it from elsewhere)."""
+    from .trainer import Trainer
+
+    row = base_row(run)
+    recorder = _RunRecorder()
+    trainer = Trainer(run.preset, run_dir=run_dir, data_root=data_root, download=download)
+    on_trainer(trainer)
+
+    def forward(event: Any) -> None:
+        recorder(event)
+        on_event(event)
+
+    t0 = time.perf_counter()
+    summary = trainer.run(forward)
+    wall = time.perf_counter() - t0
+    # A run whose loss went non-finite "diverged": like the sources (HanNet's main.py returns its
+    # best-so-far on NaN), its best epoch still counts for a best-of-grid figure; it has no final.
+    status = "diverged" if summary.status == "failed" and recorder.diverged else summary.status
+    keep = set(wanted_epochs) | ({int(summary.best_epoch) + 1} if summary.best_epoch is not None else set())
+    row.update(
+        status=status, message="; ".join(x for x in (summary.message, summary.hint) if x),
+        run_dir=str(run_dir), device=summary.device, device_name=recorder.device_name,
+        wall_s=wall, train_s=summary.seconds, epochs=summary.epochs_completed, steps=summary.steps,
+        best_accuracy=_percent(summary.best_val_accuracy),
+        best_epoch=None if summary.best_epoch is None else int(summary.best_epoch) + 1,
+        final_accuracy=None if status == "diverged" else _percent(summary.final_val_accuracy),
+        depth_layers=list(summary.learned_depth), w=[float(v) for v in summary.learned_depth.values()],
+        at_epoch={str(pt["epoch"]): pt["accuracy"] for pt in recorder.curve
+                  if "accuracy" in pt and pt["epoch"] in wanted_epochs},
+        curve=_thin(recorder.curve, keep),
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A trainer event of run ``index`` (running in worker ``slot``)."""
+
+    index: int
+    slot: int
+    event: Any
+
+
+class Reproducer:
+    """Run experiments' planned runs into ``out_dir``; see the module docstring.
+
+    ``jobs`` > 1 trains that many runs at once, each in its own process with one torch thread (on
+    a CPU, small models train no faster with more threads, but two processes use two cores).
+    ``on_event`` receives :class:`RunBegins`, :class:`RunProgress` (every trainer event) and
+    :class:`RunEnds`, in the thread that calls :meth:`run`. :meth:`stop` (any thread) stops the
+    runs in progress before their next optimiser step and starts no further one."""
 
     def __init__(self, experiments: list[Experiment], out_dir: Path | str, *, data_root: Path | str | None = None,
-                 download: bool = False, on_event: Callable[[Any], None] | None = None,
+                 download: bool = False, jobs: int = 1, on_event: Callable[[Any], None] | None = None,
                  on_results: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.experiments = experiments
         self.out_dir = Path(out_dir)
         self.data_root = data_root
         self.download = download
+        self.jobs = max(1, int(jobs))
         self.on_event = on_event or (lambda event: None)
         self.on_results = on_results or (lambda results: None)
         self._stop = threading.Event()
         self._trainer: Any = None
         self._lock = threading.Lock()
+        self._stop_workers: Any = None
         self.interrupted = False
 
     def stop(self) -> None:
@@ -298,6 +356,8 @@ class Reproducer:
         with self._lock:
             if self._trainer is not None:
                 self._trainer.stop()
+            if self._stop_workers is not None:
+                self._stop_workers.set()
 
     # -------------------------------------------------------------------------------------------
     def _open_results(self) -> dict[str, Any]:
@@ -305,7 +365,7 @@ class Reproducer:
         budgets = {e.budget for e in self.experiments}
         fresh = {"format": RESULTS_FORMAT, "budget": ", ".join(sorted(budgets)),
                  "started": time.strftime("%Y-%m-%d %H:%M:%S"), **source_commit(),
-                 "machine": machine_info(), "experiments": [], "rows": []}
+                 "machine": machine_info(), "jobs": self.jobs, "experiments": [], "rows": []}
         if previous is not None:
             if previous.get("budget") != fresh["budget"]:
                 raise ValueError(f"{self.out_dir} holds a '{previous.get('budget')}' reproduction, not "
@@ -325,14 +385,29 @@ class Reproducer:
         write_json_atomic(self.out_dir / RESULTS_FILE, results)
         self.on_results(results)
 
-    def _run_dir(self, run: PlannedRun) -> Path:
+    def _reserve_run_dir(self, run: PlannedRun) -> Path:
+        """A new folder ``<out>/<key>/<point>-seed-<n>`` (``-2``, ``-3``… when taken), created now."""
         slug = "".join(c if c.isalnum() or c in "-." else "-" for c in run.label.replace(", ", "_")) or "run"
-        base = self.out_dir / run.key / slug.replace(" ", "")
-        path, i = base, 1
-        while path.exists():
-            i += 1
-            path = base.with_name(f"{base.name}-{i}")
-        return path
+        base = self.out_dir / run.key / slug
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 10_000):
+            path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return path
+        raise RuntimeError(f"no free run folder name under {base.parent}")
+
+    def _missing_data(self, run: PlannedRun) -> dict[str, Any] | None:
+        """The row of a run whose data set is not on disk (and may not be downloaded), else None."""
+        from .data import DatasetMissing, check_available
+
+        try:
+            check_available(run.preset.task, self.data_root, self.download)
+        except DatasetMissing as exc:
+            return {**base_row(run), "status": "data missing", "message": str(exc)}
+        return None
 
     def run(self) -> dict[str, Any]:
         """Train every planned run not already finished; return the results (also on disk)."""
@@ -341,71 +416,149 @@ class Reproducer:
         done = {(row["key"], row.get("fingerprint")) for row in results["rows"]}
         todo = [r for e in self.experiments for r in e.runs if (r.key, r.fingerprint) not in done]
         self._save(results)
+        if self.jobs > 1 and len(todo) > 1:
+            self._run_parallel(todo, results)
+        else:
+            self._run_serial(todo, results)
+        return results
+
+    def _record(self, results: dict[str, Any], row: dict[str, Any], index: int, total: int) -> None:
+        results["rows"].append(row)
+        self._save(results)
+        self.on_event(RunEnds(row, index, total))
+        if row["status"] == "stopped":
+            self.interrupted = True
+
+    def _run_serial(self, todo: list[PlannedRun], results: dict[str, Any]) -> None:
         for index, run in enumerate(todo):
             if self._stop.is_set():
                 self.interrupted = True
-                break
+                return
             self.on_event(RunBegins(run, index, len(todo)))
-            row = self._train(run)
-            results["rows"].append(row)
-            self._save(results)
-            self.on_event(RunEnds(row, index, len(todo)))
+            row = self._missing_data(run)
+            if row is None:
+                def register(trainer: Any) -> None:
+                    with self._lock:
+                        self._trainer = trainer
+                        if self._stop.is_set():
+                            trainer.stop()
+
+                try:
+                    row = train_planned_run(
+                        run, self._reserve_run_dir(run), data_root=self.data_root, download=self.download,
+                        wanted_epochs=_wanted_epochs(self.experiments, run.key), on_trainer=register,
+                        on_event=lambda event, i=index: self.on_event(RunProgress(i, 0, event)))
+                finally:
+                    with self._lock:
+                        self._trainer = None
+            self._record(results, row, index, len(todo))
             if row["status"] == "stopped":
-                self.interrupted = True
-                break
-        return results
+                return
 
-    def _base_row(self, run: PlannedRun) -> dict[str, Any]:
-        return {"key": run.key, "label": run.label, "point": dict(run.point), "seed": run.seed,
-                "fingerprint": run.fingerprint, "planned_epochs": int(run.preset.train.epochs)}
+    def _run_parallel(self, todo: list[PlannedRun], results: dict[str, Any]) -> None:
+        import multiprocessing as mp
+        import queue as queue_mod
 
-    def _train(self, run: PlannedRun) -> dict[str, Any]:
-        from .data import DatasetMissing, check_available
-        from .trainer import Trainer
-
-        row = self._base_row(run)
-        try:
-            check_available(run.preset.task, self.data_root, self.download)
-        except DatasetMissing as exc:
-            row.update(status="data missing", message=str(exc))
-            return row
-        run_dir = self._run_dir(run)
-        recorder = _RunRecorder()
-        trainer = Trainer(run.preset, run_dir=run_dir, data_root=self.data_root, download=self.download)
+        ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
+        n_workers = min(self.jobs, len(todo))
+        tasks = [ctx.Queue() for _ in range(n_workers)]  # one per worker: a slot is a process
+        messages = ctx.Queue()
+        stop_workers = ctx.Event()
         with self._lock:
-            self._trainer = trainer
+            self._stop_workers = stop_workers
             if self._stop.is_set():
+                stop_workers.set()
+        workers = [ctx.Process(target=_worker_main, args=(slot, tasks[slot], messages, stop_workers, self.data_root,
+                                                          self.download), daemon=True)
+                   for slot in range(n_workers)]
+        for worker in workers:
+            worker.start()
+        pending = list(enumerate(todo))
+        busy: dict[int, int] = {}  # slot -> run index
+        idle = list(range(len(workers)))
+        try:
+            while pending or busy:
+                while pending and idle and not self._stop.is_set():
+                    index, run = pending.pop(0)
+                    self.on_event(RunBegins(run, index, len(todo)))
+                    row = self._missing_data(run)
+                    if row is not None:
+                        self._record(results, row, index, len(todo))
+                        continue
+                    slot = idle.pop(0)
+                    busy[slot] = index
+                    tasks[slot].put((index, run, self._reserve_run_dir(run),
+                                     _wanted_epochs(self.experiments, run.key)))
+                if self._stop.is_set():
+                    self.interrupted = True
+                    pending.clear()
+                if not busy:
+                    if pending:  # every worker died
+                        for index, run in pending:
+                            self._record(results, {**base_row(run), "status": "failed",
+                                                   "message": "no worker process left"}, index, len(todo))
+                    break
+                try:
+                    kind, slot, index, payload = messages.get(timeout=0.2)
+                except queue_mod.Empty:
+                    dead = [s for s in busy if not workers[s].is_alive()]
+                    for s in dead:  # a worker that died (killed, out of memory) fails its run
+                        i = busy.pop(s)
+                        row = {**base_row(todo[i]), "status": "failed",
+                               "message": f"the worker process ended (exit code {workers[s].exitcode})"}
+                        self._record(results, row, i, len(todo))
+                    continue
+                if kind == "event":
+                    self.on_event(RunProgress(index, slot, payload))
+                else:  # "row"
+                    busy.pop(slot, None)
+                    idle.append(slot)
+                    self._record(results, payload, index, len(todo))
+        finally:
+            for task_queue in tasks:
+                task_queue.put(None)
+            for worker in workers:
+                worker.join(timeout=30)
+                if worker.is_alive():
+                    worker.terminate()
+            with self._lock:
+                self._stop_workers = None
+
+
+def _worker_main(slot: int, tasks: Any, messages: Any, stop_workers: Any, data_root: Any, download: bool) -> None:
+    """A worker process: one torch thread; trains the runs it is handed, sends events and rows."""
+    import signal
+
+    import torch
+
+    torch.set_num_threads(1)
+    current: dict[str, Any] = {}
+    # Ctrl+C reaches the whole process group: the parent decides, the worker only stops its run
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_workers.set())
+
+    def watch() -> None:
+        stop_workers.wait()
+        trainer = current.get("trainer")
+        if trainer is not None:
+            trainer.stop()
+
+    threading.Thread(target=watch, daemon=True).start()
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        index, run, run_dir, wanted = item
+
+        def on_trainer(trainer: Any) -> None:
+            current["trainer"] = trainer
+            if stop_workers.is_set():
                 trainer.stop()
 
-        def forward(event: Any) -> None:
-            recorder(event)
-            self.on_event(event)
-
-        t0 = time.perf_counter()
-        try:
-            summary = trainer.run(forward)
-        finally:
-            with self._lock:
-                self._trainer = None
-        wall = time.perf_counter() - t0
-        # A run whose loss went non-finite "diverged": like the sources (HanNet's main.py returns its
-        # best-so-far on NaN), its best epoch still counts for a best-of-grid figure; it has no final.
-        status = "diverged" if summary.status == "failed" and recorder.diverged else summary.status
-        wanted = _wanted_epochs(self.experiments, run.key)
-        keep = wanted | ({int(summary.best_epoch) + 1} if summary.best_epoch is not None else set())
-        row.update(
-            status=status, message="; ".join(x for x in (summary.message, summary.hint) if x),
-            run_dir=str(run_dir), device=summary.device, device_name=recorder.device_name,
-            wall_s=wall, train_s=summary.seconds, epochs=summary.epochs_completed, steps=summary.steps,
-            best_accuracy=_percent(summary.best_val_accuracy),
-            best_epoch=None if summary.best_epoch is None else int(summary.best_epoch) + 1,
-            final_accuracy=None if status == "diverged" else _percent(summary.final_val_accuracy),
-            depth_layers=list(summary.learned_depth), w=[float(v) for v in summary.learned_depth.values()],
-            at_epoch={str(pt["epoch"]): pt["accuracy"] for pt in recorder.curve
-                      if "accuracy" in pt and pt["epoch"] in wanted},
-            curve=_thin(recorder.curve, keep),
-        )
-        return row
+        row = train_planned_run(run, run_dir, data_root=data_root, download=download, wanted_epochs=wanted,
+                                on_trainer=on_trainer,
+                                on_event=lambda event, i=index, s=slot: messages.put(("event", s, i, event)))
+        current.pop("trainer", None)
+        messages.put(("row", slot, index, row))
 
 
 def _wanted_epochs(experiments: list[Experiment], key: str) -> set[int]:

@@ -57,7 +57,9 @@ def test_one_run_per_lr_each_in_its_own_folder(tmp_path):
     assert on_disk["rows"] == rows and on_disk["experiments"][0]["key"] == "tiny"
     assert on_disk["machine"]["cores"] == os.cpu_count() and "commit" in on_disk
     kinds = [type(e).__name__ for e in events]
-    assert kinds.count("RunBegins") == 2 and kinds.count("RunEnds") == 2 and "EpochEnd" in kinds
+    assert kinds.count("RunBegins") == 2 and kinds.count("RunEnds") == 2
+    inner = [(e.index, type(e.event).__name__) for e in events if type(e).__name__ == "RunProgress"]
+    assert (0, "EpochEnd") in inner and (1, "Finished") in inner
 
 
 def test_stop_keeps_finished_rows_and_a_rerun_resumes(tmp_path):
@@ -68,7 +70,7 @@ def test_stop_keeps_finished_rows_and_a_rerun_resumes(tmp_path):
     def stop_in_second_run(event):
         if type(event).__name__ == "RunBegins" and event.index == 1:
             holder["second"] = True
-        if holder.get("second") and type(event).__name__ == "Metrics":
+        if holder.get("second") and type(event).__name__ == "RunProgress" and type(event.event).__name__ == "Metrics":
             holder["r"].stop()
 
     holder["r"] = Reproducer([exp], out, on_event=stop_in_second_run)
@@ -85,6 +87,32 @@ def test_stop_keeps_finished_rows_and_a_rerun_resumes(tmp_path):
                                                                     (0.01, "finished")]
     assert len({r["run_dir"] for r in rows}) == 3  # the stopped run's folder is not reused
     assert not again.interrupted
+
+
+def test_parallel_jobs_train_every_run_once_and_stop(tmp_path):
+    exp = plan_experiment("tiny", tiny_protocol_preset(lrs=(0.001, 0.003, 0.01)), "smoke")
+    events = []
+    results = Reproducer([exp], tmp_path / "out", jobs=2, on_event=events.append).run()
+    assert sorted((r["point"]["train.lr"], r["status"]) for r in results["rows"]) == [
+        (0.001, "finished"), (0.003, "finished"), (0.01, "finished")]
+    assert len({r["run_dir"] for r in results["rows"]}) == 3 and results["jobs"] == 2
+    assert {e.slot for e in events if type(e).__name__ == "RunProgress"} == {0, 1}
+    assert load_results(tmp_path / "out")["rows"] == results["rows"]
+
+    slow = plan_experiment("slow", tiny_protocol_preset(lrs=(0.001, 0.003, 0.01), epochs=500), "smoke")
+    holder = {}
+
+    def stop_when_both_train(event):
+        if type(event).__name__ == "RunProgress" and type(event.event).__name__ == "Metrics":
+            holder.setdefault("seen", set()).add(event.slot)
+            if holder["seen"] == {0, 1}:
+                holder["r"].stop()
+
+    holder["r"] = Reproducer([slow], tmp_path / "slow", jobs=2, on_event=stop_when_both_train)
+    rows = holder["r"].run()["rows"]
+    assert holder["r"].interrupted
+    assert sorted(r["status"] for r in rows) == ["stopped", "stopped"]  # the third run never started
+    assert all(r["epochs"] < 500 for r in rows)
 
 
 def test_missing_data_is_a_row_not_a_failure(tmp_path, capsys):
