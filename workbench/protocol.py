@@ -113,11 +113,19 @@ class PublishedFigure:
 
 @dataclass
 class PublishedCurve:
-    """A published per-epoch curve: ``values[i]`` is the figure after epoch i + 1 (unit as the metric)."""
+    """A published curve (unit as the metric): ``values[i]`` is the figure after epoch (``x`` =
+    ``"epoch"``) or optimiser step (``x`` = ``"step"``) (i + 1)·``every``; ``at`` pins it to a grid point."""
 
     label: str = ""
     metric: str = "accuracy"
     values: list[float] = field(default_factory=list)
+    x: str = "epoch"
+    every: int = 1
+    at: dict[str, Any] = field(default_factory=dict)
+
+    def points(self) -> list[tuple[int, float]]:
+        """``(epoch or step, value)`` pairs."""
+        return [((i + 1) * int(self.every), float(v)) for i, v in enumerate(self.values)]
 
 
 @dataclass
@@ -266,7 +274,12 @@ def reproduction_to_dict(r: Reproduction) -> dict[str, Any]:
             item.update({k: v for k, v in _compact(figure).items() if k not in item})
             out["published"].append(item)
     if r.curves:
-        out["curves"] = [{"label": c.label, "metric": c.metric, "values": copy.deepcopy(c.values)} for c in r.curves]
+        out["curves"] = []
+        for c in r.curves:
+            item = {"label": c.label, "metric": c.metric}
+            item.update({k: v for k, v in _compact(c).items() if k not in ("label", "metric", "values")})
+            item["values"] = copy.deepcopy(c.values)
+            out["curves"].append(item)
     if r.grid:
         out["grid"] = [{"path": a.path, "values": copy.deepcopy(a.values), "report": a.report} for a in r.grid]
     if r.seeds:
@@ -508,6 +521,15 @@ def check_reproduction(p: Preset, problems: list[Problem]) -> None:
         if not isinstance(curve.values, list) or not curve.values or not all(_is_number(v) for v in curve.values):
             problems.append(Problem(f"{where}.values", "a curve needs a non-empty list of numbers (one per epoch)",
                                     'write "values": [95.3, 97.5, ...]'))
+        if curve.x not in ("epoch", "step"):
+            problems.append(Problem(f"{where}.x", f"x must be 'epoch' or 'step', got {curve.x!r}",
+                                    'write "x": "epoch"'))
+        if not (isinstance(curve.every, int) and not isinstance(curve.every, bool) and curve.every >= 1):
+            problems.append(Problem(f"{where}.every", f"every must be a whole number ≥ 1, got {curve.every!r}",
+                                    "write the spacing of the values in epochs or steps"))
+        if not isinstance(curve.at, dict) or any(path not in each_axes for path in curve.at):
+            problems.append(Problem(f"{where}.at", "at must name grid axes reported per value",
+                                    'write e.g. "at": {"task.options.k_active": 3}'))
     for name, plan in r.budgets.items():
         where = f"{base}.budgets.{name}"
         if name not in BUDGETS:

@@ -161,9 +161,11 @@ def _delta_unit(metric: str) -> str:
 
 
 def verdict(fig: PublishedFigure, m: Measured, shortened: str = "") -> tuple[str, bool | None]:
-    """(text, reproduced?) — ``None`` when nothing was measured."""
+    """(text, reproduced?) — ``None`` when nothing was measured or nothing was published."""
     if m.value is None:
         return f"not measured: {m.why}" if m.why else "not measured", None
+    if not math.isfinite(float(fig.value)):
+        return "nothing to compare: no published figure for this setting", None
     delta = m.value - float(fig.value)
     higher_is_better = METRICS.get(fig.metric, ("", 0.0, False))[2]
     band = fig.band
@@ -236,7 +238,11 @@ def compare(results: Mapping[str, Any]) -> list[FigureRow]:
         mine = [r for r in rows if r.get("key") == exp["key"]]
         devices = sorted({str(r.get("device_name") or r.get("device")) for r in mine if r.get("device")})
         wall = sum(float(r.get("wall_s") or 0.0) for r in mine)
-        for fig in protocol.published:
+        figures = list(protocol.published)
+        if not figures:  # nothing to compare with: the measured accuracy is still reported
+            figures = [PublishedFigure("accuracy", math.nan, statistic="best",
+                                       note=protocol.note or "no published figure")]
+        for fig in figures:
             if exp.get("skip"):
                 m = Measured(why=exp["skip"])
                 text = f"not run: {exp['skip']}"
@@ -248,7 +254,8 @@ def compare(results: Mapping[str, Any]) -> list[FigureRow]:
                 text, ok = "not run yet (stopped before it)", None
             else:
                 m = measure(mine, fig)
-                text, ok = verdict(fig, m, exp.get("shortened", ""))
+                shortened = "" if fig.statistic == "at_epoch" else exp.get("shortened", "")
+                text, ok = verdict(fig, m, shortened)
             fig_rows = [r for r in mine if all(r.get("point", {}).get(k) == v for k, v in fig.at.items())]
             out.append(FigureRow(
                 key=exp["key"], name=exp.get("name", exp["key"]), figure=fig, measured=m, verdict=text,
@@ -314,7 +321,7 @@ def render_figures(results: Mapping[str, Any], folder: Path) -> list[tuple[str, 
     for exp, protocol, rows in experiments:
         sweep = any(a.report == "each" for a in protocol.grid)
         has_curve = any(pt.get("accuracy") is not None for r in _usable(rows) for pt in r.get("curve", []))
-        if has_curve and (not sweep or protocol.curves):
+        if has_curve and (not sweep or any(c.metric == "accuracy" for c in protocol.curves)):
             groups.setdefault(protocol.figure or exp["key"], []).append((exp, protocol, rows))
     for group, members in groups.items():
         fig, ax = new_axes((7.5, 4.5))
@@ -332,9 +339,10 @@ def render_figures(results: Mapping[str, Any], folder: Path) -> list[tuple[str, 
                             label=f"{exp['key']} measured ({row.get('label', '')})",
                             marker="o" if len(xs) < 30 else None, markersize=3)
             for curve in protocol.curves:
-                if curve.metric == "accuracy":
-                    ax.plot(range(1, len(curve.values) + 1), curve.values, color=colour, linestyle="--",
-                            linewidth=1.0, label=f"{exp['key']} published: {curve.label}")
+                if curve.metric == "accuracy" and curve.x == "epoch" and not curve.at:
+                    xs, ys = zip(*curve.points())
+                    ax.plot(xs, ys, color=colour, linestyle="--", linewidth=1.0,
+                            label=f"{exp['key']} published: {curve.label}")
             for pub in protocol.published:
                 if pub.metric != "accuracy" or pub.at:
                     continue
@@ -387,19 +395,33 @@ def render_figures(results: Mapping[str, Any], folder: Path) -> list[tuple[str, 
             ax.legend(fontsize=7)
             save(fig, f"{_figure_slug(exp['key'])}-{metric}-vs-{_figure_slug(short)}",
                  f"{exp['key']}: {metric} against {short}, measured beside published")
-        trajectories = [(r, [(pt["epoch"], pt["w"][0]) for pt in r.get("curve", []) if pt.get("w")])
+        trajectories = [(r, [(pt["step"], pt["w"][0]) for pt in r.get("curve", []) if pt.get("w")])
                         for r in _usable(rows)]
         trajectories = [(r, pts) for r, pts in trajectories if pts]
         if trajectories:
-            fig, ax = new_axes((6.5, 4.2))
+            from matplotlib import colormaps
+
+            fig, ax = new_axes((7.5, 4.5))
+            cmap = colormaps["viridis"]
+            n = max(1, len(axis.values) - 1)
+            colour_of = {repr(v): cmap(i / n) for i, v in enumerate(axis.values)}
             for r, pts in trajectories:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, linewidth=1.2, label=str(r.get("label", "")))
-            ax.set_xlabel("epoch")
+                colour = colour_of.get(repr(r.get("point", {}).get(axis.path)), "tab:gray")
+                ax.plot(xs, ys, linewidth=1.3, color=colour, label=f"{r.get('label', '')}")
+            for curve in protocol.curves:
+                if curve.metric == "w" and curve.x == "step" and axis.path in curve.at:
+                    xs, ys = zip(*curve.points())
+                    ax.plot(xs, ys, linewidth=0.9, linestyle="--",
+                            color=colour_of.get(repr(curve.at[axis.path]), "tab:gray"),
+                            label=f"published {short}={curve.at[axis.path]}")
+            ax.set_xlabel("optimiser step")
             ax.set_ylabel("learned w (first InfiniteDepth layer)")
-            ax.set_title(f"{exp['key']}: learned w during training ({budget} budget{shortened})", fontsize=9)
-            ax.legend(fontsize=6, ncol=2)
-            save(fig, f"{_figure_slug(exp['key'])}-w-per-epoch", f"{exp['key']}: learned w per epoch, one line per run")
+            ax.set_title(f"{exp['key']}: learned w during training, measured (solid) and published (dashed) "
+                         f"({budget} budget{shortened})", fontsize=8)
+            ax.legend(fontsize=6, ncol=3)
+            save(fig, f"{_figure_slug(exp['key'])}-w-per-step",
+                 f"{exp['key']}: learned w during training, one line per run, the source's dashed")
     return written
 
 
@@ -490,7 +512,7 @@ def render_markdown(results: Mapping[str, Any], figures: Sequence[tuple[str, Pat
     for row in rows:
         fig = row.figure
         stat = _statistic_text(fig, exps.get(row.key, {}).get("protocol", {}))
-        published = f"{_fmt(fig.metric, fig.value)} ({stat})"
+        published = f"{_fmt(fig.metric, fig.value)} ({stat})" if math.isfinite(fig.value) else "none"
         if not fig.verified:
             published += " — unverified"
         lines.append("| " + " | ".join(_cell(c) for c in (

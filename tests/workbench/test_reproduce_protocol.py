@@ -207,3 +207,18 @@ def test_plan_refuses_a_preset_without_protocol_or_an_invalid_one():
 def test_point_label():
     assert point_label({"train.lr": 0.05, "task.options.k_active": 3}, 1) == "lr=0.05, k_active=3, seed 1"
     assert point_label({}) == ""
+
+
+def test_published_curves_per_step_at_a_grid_point():
+    p = parity_sweep()
+    p.reproduction.curves = [PublishedCurve("original, k=1", metric="w", x="step", every=1000, values=[0.9, 0.5],
+                                            at={"task.options.k_active": 1})]
+    text = dumps_preset(p)
+    assert '"x": "step",\n        "every": 1000,\n        "at": {"task.options.k_active": 1},\n' in text
+    again = loads_preset(text)
+    assert again == p and validate(again) == []
+    assert again.reproduction.curves[0].points() == [(1000, 0.9), (2000, 0.5)]
+    p.reproduction.curves[0].x, p.reproduction.curves[0].every = "iteration", 0
+    p.reproduction.curves[0].at = {"train.lr": 0.1}
+    paths = {q.path for q in validate(p)}
+    assert {"reproduction.curves[0].x", "reproduction.curves[0].every", "reproduction.curves[0].at"} <= paths

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench.protocol import BudgetPlan, GridAxis, PublishedCurve, PublishedFigure, Reproduction, reproduction_to_dict
+from workbench.reproduce import point_label
 from workbench.reproduce_report import (FIGURES_MISSING, compare, measure, render_figures, render_markdown,
                                         verdict, write_report)
 
@@ -20,7 +21,7 @@ def _exp(key, protocol, *, skip="", estimate="", shortened="", overrides=None, b
 def _row(key, point, seed, best, final, *, w=None, curve=None, status="finished", epochs=3, **extra):
     curve = curve if curve is not None else [{"epoch": i + 1, "step": 10 * (i + 1), "accuracy": a}
                                              for i, a in enumerate([best - 2, best - 1, final][:epochs])]
-    row = {"key": key, "label": f"{point} seed {seed}", "point": point, "seed": seed, "status": status,
+    row = {"key": key, "label": point_label(point, seed), "point": point, "seed": seed, "status": status,
            "message": "", "device": "cpu", "device_name": "Test CPU", "wall_s": 12.0, "train_s": 10.0,
            "epochs": epochs, "planned_epochs": epochs, "steps": 30, "best_accuracy": best, "final_accuracy": final,
            "best_epoch": 2, "w": w or [], "depth_layers": ["2_InfiniteDepth"] if w else [], "curve": curve,
@@ -39,8 +40,11 @@ BASELINE = Reproduction(published=[PublishedFigure("accuracy", 85.6, tolerance=0
 SWEEP = Reproduction(published=[PublishedFigure("w", w, statistic="final", at={"task.options.k_active": k},
                                                 tolerance=0.3) for k, w in enumerate([0.12, 0.23, 1.11])]
                      + [PublishedFigure("depth", 2, statistic="final", at={"task.options.k_active": 2})],
+                     curves=[PublishedCurve("w, k=1", metric="w", x="step", every=5, values=[0.8, 0.23],
+                                            at={"task.options.k_active": 1})],
                      grid=[GridAxis("task.options.k_active", [0, 1, 2], report="each")],
                      budgets={"cpu": BudgetPlan()})
+NO_FIGURE = Reproduction(note="the published figure is for ImageNet", budgets={"cpu": BudgetPlan()})
 GPU_ONLY = Reproduction(published=[PublishedFigure("accuracy", 94.32, note="best at epoch 48")],
                         budgets={"cpu": BudgetPlan(skip="needs a GPU", estimate="about 40 h on this CPU")})
 
@@ -57,12 +61,14 @@ def fake_results(dirty=False):
         rows.append(_row("parity", {"task.options.k_active": k}, 0, 100.0, 100.0, w=[w],
                          curve=[{"epoch": 1, "step": 5, "accuracy": 90.0, "w": [1.0]},
                                 {"epoch": 2, "step": 10, "accuracy": 100.0, "w": [w]}], epochs=2))
+    rows.append(_row("imagenet", {}, 0, 60.0, 59.0))
     return {"format": "afwb.reproduction/1", "budget": "cpu", "started": "2026-01-01 10:00:00",
             "updated": "2026-01-01 11:00:00", "commit": "0123456789abcdef", "dirty": dirty,
             "machine": {"cpu": "Test CPU", "cores": 2, "torch": "2.x", "torch_threads": 2, "python": "3.11"},
             "experiments": [_exp("hannet", LR_GRID), _exp("fcnet", BASELINE, shortened="3 of 10 epochs"),
                             _exp("parity", SWEEP), _exp("twist", GPU_ONLY, skip="needs a GPU",
-                                                        estimate="about 40 h on this CPU")],
+                                                        estimate="about 40 h on this CPU"),
+                            _exp("imagenet", NO_FIGURE)],
             "rows": rows}
 
 
@@ -93,6 +99,12 @@ def test_sweep_figures_are_per_grid_point():
     assert rows[1].verdict == "missed by 0.67 (tolerance ±0.3)"
     assert rows[3].figure.metric == "depth" and rows[3].verdict.startswith("reproduced (Δ +0 layers")
     assert rows[0].wall_s == pytest.approx(12.0)  # its own point's run only
+
+
+def test_an_experiment_without_a_published_figure_still_reports_its_measurement():
+    [row] = [r for r in compare(fake_results()) if r.key == "imagenet"]
+    assert row.measured.value == pytest.approx(60.0) and row.reproduced is None
+    assert row.verdict == "nothing to compare: no published figure for this setting"
 
 
 def test_not_run_rows_say_why_and_how_long():
@@ -139,7 +151,7 @@ def test_markdown_table_commit_and_machine(tmp_path):
     assert "| twist | needs a GPU | about 40 h on this CPU | `python main.py reproduce twist --budget full` |" in text
     assert "![Accuracy](r/a.png)" in text
     assert "**twist**, accuracy 94.32: best at epoch 48" in text
-    assert text.count("| hannet | lr=0.05") == 0 and text.count("| hannet | {'train.lr': 0.05} seed") == 2
+    assert text.count("| hannet | lr=0.05, seed") == 2
     clean = render_markdown(fake_results(dirty=False), [], tmp_path, figures_note=FIGURES_MISSING)
     assert "uncommitted" not in clean and FIGURES_MISSING in clean
 
@@ -155,8 +167,8 @@ def test_figures_are_drawn_from_fake_results(tmp_path):
     pytest.importorskip("matplotlib")
     written = render_figures(fake_results(), tmp_path / "figs")
     names = sorted(p.name for _, p in written)
-    assert names == ["board-accuracy.png", "parity-depth-vs-k-active.png", "parity-w-per-epoch.png",
-                     "parity-w-vs-k-active.png"]
+    assert names == ["board-accuracy.png", "imagenet-accuracy.png", "parity-depth-vs-k-active.png",
+                     "parity-w-per-step.png", "parity-w-vs-k-active.png"]
     for caption, path in written:
         width, height = _png_size(path)
         assert width > 300 and height > 200 and caption
@@ -187,9 +199,11 @@ def test_figure_content_follows_the_data(tmp_path):
     assert sweep["measured (this project)"] == pytest.approx([0.2, 0.9, 1.2])
     assert next(v for k, v in sweep.items() if k.startswith("published")) == pytest.approx([0.12, 0.23, 1.11])
     board = next(v for k, v in drawn.items() if k.startswith("board"))
-    assert board["hannet measured ({'train.lr': 0.1} seed 0)"] == pytest.approx([97.4, 98.4, 99.0])
+    assert board["hannet measured (lr=0.1, seed 0)"] == pytest.approx([97.4, 98.4, 99.0])
     assert board["hannet published: original run"] == pytest.approx([97.0, 98.5, 99.0])
     assert board["fcnet published best: 85.6 %"] == pytest.approx([85.6, 85.6])
+    steps = next(v for k, v in drawn.items() if "w during training" in k)
+    assert steps["k_active=1, seed 0"] == pytest.approx([1.0, 0.9]) and steps["published k_active=1"] == [0.8, 0.23]
 
 
 def test_write_report_without_matplotlib_still_writes_the_table(tmp_path, monkeypatch):
