@@ -12,9 +12,10 @@ wall time (s, data loading included) and training time (s), epochs and optimiser
 and the final validation accuracy (% of the validation set, which for MNIST/CIFAR-10 and the
 checkerboard is the published test split), the epoch of the best, each ``InfiniteDepth`` layer's
 learned w (dimensionless) and the per-epoch curve. Status is the trainer's (finished, stopped,
-failed), ``diverged`` for a run ended by a non-finite loss (its best epoch still counts, as in the
-sources, which kept their best-so-far on NaN), or ``data missing``. A rerun with the same output
-folder skips the rows it already finished with the identical preset (resume).
+failed), ``diverged`` for a run its divergence guard ended (a non-finite or exploding loss; its
+best epoch still counts, as in the sources, which kept their best-so-far on NaN), or ``data
+missing``. A rerun with the same output folder skips the rows it already finished with the
+identical preset (resume).
 """
 from __future__ import annotations
 
@@ -249,15 +250,11 @@ class _RunRecorder:
         self.curve: list[dict[str, Any]] = []
         self.depth_w: dict[str, float] = {}
         self.device_name = ""
-        self.diverged = False
 
     def __call__(self, event: Any) -> None:
         name = type(event).__name__
         if name == "RunStarted":
             self.device_name = event.device_name
-        elif name == "Failed":
-            # the trainer's own wording for a NaN/inf loss or gradient (Trainer._fail_nonfinite)
-            self.diverged = "non-finite" in event.message
         elif name == "Metrics":
             if event.depth_w:
                 self.depth_w = dict(event.depth_w)
@@ -298,9 +295,11 @@ def train_planned_run(run: PlannedRun, run_dir: Path, *, data_root: Path | str |
     t0 = time.perf_counter()
     summary = trainer.run(forward)
     wall = time.perf_counter() - t0
-    # A run whose loss went non-finite "diverged": like the sources (HanNet's main.py returns its
-    # best-so-far on NaN), its best epoch still counts for a best-of-grid figure; it has no final.
-    status = "diverged" if summary.status == "failed" and recorder.diverged else summary.status
+    # A run the trainer's divergence guard ended (a non-finite or exploding loss) "diverged": like the
+    # sources (HanNet's main.py returns its best-so-far on NaN), its best epoch still counts for a
+    # best-of-grid figure; it has no final figure.
+    diverged = bool(getattr(trainer, "_diverged", False))
+    status = "diverged" if summary.status == "failed" and diverged else summary.status
     keep = set(wanted_epochs) | ({int(summary.best_epoch) + 1} if summary.best_epoch is not None else set())
     row.update(
         status=status, message="; ".join(x for x in (summary.message, summary.hint) if x),

@@ -242,7 +242,7 @@ def test_a_diverging_grid_point_is_recorded_and_not_a_failure(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     ok, blown = load_results(tmp_path / "out")["rows"]
     assert ok["status"] == "finished"
-    assert blown["status"] == "diverged" and "non-finite" in blown["message"] and blown["final_accuracy"] is None
+    assert blown["status"] == "diverged" and "lower train.lr" in blown["message"] and blown["final_accuracy"] is None
     from workbench.reproduce_report import compare
 
     [row] = compare(load_results(tmp_path / "out"))
