@@ -151,13 +151,15 @@ def _fmt(metric: str, value: float | None, sd: float | None = None) -> str:
         text += f" ± {sd:.{digits}f}"
     if unit == "%":
         return text + " %"
+    if unit == "layers" and sd is None and value == 1:
+        return f"{text} layer"
     if unit:
         return f"{text} {unit}"
     return text
 
 
 def _delta_unit(metric: str) -> str:
-    return {"accuracy": " pp", "depth": " layers"}.get(metric, "")
+    return {"accuracy": " pp", "depth": " layer(s)"}.get(metric, "")
 
 
 def verdict(fig: PublishedFigure, m: Measured, shortened: str = "") -> tuple[str, bool | None]:
@@ -419,7 +421,7 @@ def render_figures(results: Mapping[str, Any], folder: Path) -> list[tuple[str, 
             ax.set_ylabel("learned w (first InfiniteDepth layer)")
             ax.set_title(f"{exp['key']}: learned w during training, measured (solid) and published (dashed) "
                          f"({budget} budget{shortened})", fontsize=8)
-            ax.legend(fontsize=6, ncol=3)
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
             save(fig, f"{_figure_slug(exp['key'])}-w-per-step",
                  f"{exp['key']}: learned w during training, one line per run, the source's dashed")
     return written

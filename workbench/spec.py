@@ -448,6 +448,17 @@ def _format_json(value: Any, indent: int, prefix_len: int) -> str:
         for key, item in value.items():
             key_text = json.dumps(str(key), ensure_ascii=False) + ": "
             items.append(pad + key_text + _format_json(item, indent + 2, len(key_text) + 1))
+    elif all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value):
+        # a long list of numbers (a published curve): as many per line as fit, not one per line
+        lines, line = [], ""
+        for item in value:
+            text = json.dumps(item, allow_nan=False)
+            if line and len(pad) + len(line) + len(text) + 2 > _LINE_WIDTH:
+                lines.append(pad + line.rstrip())
+                line = ""
+            line += text + ", "
+        lines.append(pad + line[:-2])
+        return "[\n" + "\n".join(lines) + "\n" + " " * indent + "]"
     else:
         items = [pad + _format_json(item, indent + 2, 1) for item in value]
     open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")

@@ -97,7 +97,7 @@ def test_sweep_figures_are_per_grid_point():
     assert [r.measured.value for r in rows] == pytest.approx([0.2, 0.9, 1.2, 2.0])
     assert [r.reproduced for r in rows] == [True, False, True, True]
     assert rows[1].verdict == "missed by 0.67 (tolerance ±0.3)"
-    assert rows[3].figure.metric == "depth" and rows[3].verdict.startswith("reproduced (Δ +0 layers")
+    assert rows[3].figure.metric == "depth" and rows[3].verdict.startswith("reproduced (Δ +0 layer(s)")
     assert rows[0].wall_s == pytest.approx(12.0)  # its own point's run only
 
 
