@@ -359,7 +359,7 @@ def render_figures(results: Mapping[str, Any], folder: Path) -> list[tuple[str, 
         ax.set_ylabel("validation (test-split) accuracy, %")
         ax.set_title(f"{group}: accuracy per epoch ({budget} budget)")
         _accuracy_limits(ax)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
         names = " vs ".join(exp["key"] for exp, _, _ in members)
         save(fig, f"{_figure_slug(group)}-accuracy", f"Accuracy per epoch: {names}")
 
