@@ -637,7 +637,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     report = args.report if args.report is not None else out / "reproduction.md"
     _writable_root(report.parent)
     command = " ".join(["python main.py reproduce", *args.keys, "--budget", args.budget]
-                       + (["--device", args.device] if args.device else []))
+                       + (["--device", args.device] if args.device else [])
+                       + (["--jobs", str(args.jobs)] if args.jobs > 1 else []))
     print(f"output folder: {out}", flush=True)
     for line in planned_summary(experiments):
         print(f"  {line}", flush=True)

@@ -51,7 +51,7 @@ from .spec import Preset, Problem, SpecError, _did_you_mean, _float_fields
 __all__ = [
     "BUDGETS", "METRICS", "STATISTICS", "GRID_REPORTS", "SourceRef", "GridAxis", "PublishedFigure",
     "PublishedCurve", "BudgetPlan", "Reproduction", "reproduction_from_dict", "reproduction_to_dict",
-    "check_reproduction", "apply_overrides", "set_path", "parse_path",
+    "check_reproduction", "protocol_problems", "apply_overrides", "set_path", "get_path", "parse_path", "Target", "published_targets",
 ]
 
 BUDGETS = ("smoke", "cpu", "full")
@@ -375,6 +375,65 @@ def set_path(preset: Preset, path: str, value: Any) -> None:
                                           f"(override '{path}')", f"override '{where}' itself"))
 
 
+_MISSING_VALUE = object()
+
+
+def get_path(preset: Preset, path: str, default: Any = _MISSING_VALUE) -> Any:
+    """The value at dotted ``path`` of ``preset`` (``default`` when it is absent, else SpecError)."""
+    obj: Any = preset
+    for token in parse_path(path):
+        if is_dataclass(obj) and isinstance(token, str) and hasattr(obj, token):
+            obj = getattr(obj, token)
+        elif isinstance(obj, dict) and token in obj:
+            obj = obj[token]
+        elif isinstance(obj, list) and isinstance(token, int) and token < len(obj):
+            obj = obj[token]
+        elif default is not _MISSING_VALUE:
+            return default
+        else:
+            raise SpecError(Problem(path, f"the preset has no '{path}'", "check the path"))
+    return obj
+
+
+@dataclass(frozen=True)
+class Target:
+    """A published figure to draw beside a live run: ``metric`` ``accuracy`` (value in %) or ``w``
+    (an InfiniteDepth layer's learned w; ``depth_layer`` 0 = the first), and a label naming the
+    statistic and the source."""
+
+    metric: str
+    value: float
+    label: str
+    depth_layer: int | None = None
+
+
+def published_targets(preset: Preset) -> list[Target]:
+    """The published figures that apply to ``preset`` as it stands: accuracy figures (best or final)
+    and learned-w figures whose grid point (``at``) matches the preset's own values — e.g. the w of
+    k_active = 3 for the parity preset at k_active = 3. Empty without a protocol."""
+    r = preset.reproduction
+    if r is None:
+        return []
+    src = r.source
+    where = " ".join(x for x in (src.repository, src.file) if x) + (f" @ {src.commit}" if src.commit else "")
+    where = where or "the source"
+    out = []
+    for fig in r.published:
+        if fig.statistic not in ("best", "final") or fig.metric not in ("accuracy", "w"):
+            continue
+        if any(get_path(preset, path, None) != value for path, value in fig.at.items()):
+            continue
+        if fig.metric == "accuracy":
+            label = f"published {fig.statistic} {fig.value:g} % ({where})"
+        else:
+            layer = f" layer {fig.depth_layer + 1}" if fig.depth_layer is not None else ""
+            label = f"published w{layer} {fig.value:g} ({where})"
+        if not fig.verified:
+            label += ", unverified"
+        out.append(Target(fig.metric, float(fig.value), label, fig.depth_layer))
+    return out
+
+
 def _override_text(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in overrides.items())
 
@@ -392,9 +451,7 @@ def apply_overrides(preset: Preset, overrides: Mapping[str, Any], *, where: str 
             raise SpecError([Problem(q.path, f"{where}: {q.message}", q.fix) for q in exc.problems]) from None
     from .spec import validate
 
-    protocol, out.reproduction = out.reproduction, None  # the protocol is checked on its own
     problems = validate(out)
-    out.reproduction = protocol
     if problems:
         text = _override_text(overrides)
         raise SpecError([Problem(q.path, f"{q.message} (with {where} {text})", q.fix) for q in problems])
@@ -436,6 +493,17 @@ class _OverrideChecker:
         _check_sections(trial, found)
         problems.extend(Problem(where, f"{path} = {value!r}: {q.message}", q.fix)
                         for q in found if (q.path, q.message) not in self.known)
+
+
+def protocol_problems(p: Preset) -> list[Problem]:
+    """Every problem of the preset and of its reproduction protocol (the preset's own
+    :func:`~workbench.spec.validate` leaves the protocol alone: an edited copy of a seed preset still
+    trains even when the protocol's overrides no longer fit it)."""
+    from .spec import validate
+
+    problems = validate(p)
+    check_reproduction(p, problems)
+    return problems
 
 
 def check_reproduction(p: Preset, problems: list[Problem]) -> None:

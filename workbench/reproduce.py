@@ -82,7 +82,8 @@ class Experiment:
         """The experiment as stored in ``results.json``."""
         return {"key": self.key, "name": self.name, "reference": self.reference, "budget": self.budget,
                 "skip": self.skip, "estimate": self.plan.estimate, "shortened": self.shortened,
-                "overrides": dict(self.plan.overrides), "planned_runs": len(self.runs),
+                "overrides": dict(self.plan.overrides), "budget_grid": dict(self.plan.grid),
+                "planned_runs": len(self.runs),
                 "epochs": int(self.preset.train.epochs),
                 "protocol": reproduction_to_dict(self.protocol)}
 
@@ -129,9 +130,9 @@ def plan_experiment(key: str, preset: Preset, budget: str, *, device: str | None
         raise SpecError(Problem("reproduction", f"preset '{key}' has no reproduction protocol",
                                 "reproduce a preset that cites a published figure (see `python main.py "
                                 "reproduce --list`), or add a \"reproduction\" section"))
-    from .spec import validate
+    from .protocol import protocol_problems
 
-    problems = validate(preset)
+    problems = protocol_problems(preset)
     if problems:
         raise SpecError(problems)
     if device is not None:  # a bad --device is bad input even for an experiment this budget skips

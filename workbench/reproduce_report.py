@@ -200,13 +200,16 @@ def protocol_text(exp: Mapping[str, Any]) -> str:
     """What was run: the grid, seeds, epochs and the budget's overrides, in a few words."""
     protocol = exp.get("protocol", {})
     parts = []
+    narrowed = exp.get("budget_grid") or {}
     for axis in protocol.get("grid", []):
-        values = axis.get("values", [])
+        values = narrowed.get(axis["path"], axis.get("values", []))
         name = axis["path"].rsplit(".", 1)[-1]
         if len(values) > 4:
             shown = f"{values[0]}…{values[-1]} ({len(values)} values)"
         else:
             shown = "{" + ", ".join(str(v) for v in values) + "}"
+        if axis["path"] in narrowed:
+            shown += f" of the source's {len(axis.get('values', []))}"
         parts.append(f"{name} ∈ {shown}" + (" each" if axis.get("report") == "each" else ""))
     seeds = protocol.get("seeds") or []
     if len(seeds) > 1:

@@ -1069,12 +1069,7 @@ def validate(p: Preset, *, resources: bool = True) -> list[Problem]:
     (:data:`MAX_PARAMS`, :data:`MAX_ACTIVATION_BYTES`); that counts parameters on the meta device,
     so it imports torch. ``resources=False`` checks everything else without torch (an editor that
     has not loaded torch yet; :func:`infer_shapes` adds the rest)."""
-    problems = _analyse(p, count=resources).problems
-    if getattr(p, "reproduction", None) is not None:
-        from .protocol import check_reproduction
-
-        check_reproduction(p, problems)
-    return problems
+    return _analyse(p, count=resources).problems
 
 
 def infer_shapes(p: Preset) -> ShapeReport:

@@ -5,7 +5,7 @@ import pytest
 
 from workbench.presets import load_builtin
 from workbench.protocol import (BudgetPlan, GridAxis, PublishedCurve, PublishedFigure, Reproduction, SourceRef,
-                                apply_overrides, parse_path, set_path)
+                                apply_overrides, parse_path, protocol_problems, set_path)
 from workbench.reproduce import plan_experiment, point_label
 from workbench.spec import SpecError, dumps_preset, loads_preset, preset_from_dict, preset_to_dict, validate
 
@@ -79,8 +79,15 @@ def test_structural_problems_name_their_paths():
 
 # ------------------------------------------------------------------------------------- validation
 def test_valid_protocol_has_no_problems():
-    assert validate(digits_with_protocol()) == []
-    assert validate(parity_sweep()) == []
+    assert protocol_problems(digits_with_protocol()) == []
+    assert protocol_problems(parity_sweep()) == []
+
+
+def test_an_edited_preset_still_trains_when_its_protocol_no_longer_fits():
+    p = load_builtin("infinite-mnist")
+    p.model.layers[3:] = p.model.layers[-4:-3] + p.model.layers[-1:]  # Flatten → the classifier
+    assert validate(p) == []  # trains: the protocol's overrides of layers 3 and 7 are not its business
+    assert any(q.path == "reproduction.budgets.full.overrides" for q in protocol_problems(p))
 
 
 def test_value_problems_have_paths_and_fixes():
@@ -94,7 +101,7 @@ def test_value_problems_have_paths_and_fixes():
         PublishedFigure("acuracy", 90.0, statistic="at_epoch"),
     ]
     p.reproduction.grid.append(GridAxis("task.options.k_active", [1]))
-    problems = {(q.path, q.message): q.fix for q in validate(p)}
+    problems = {(q.path, q.message): q.fix for q in protocol_problems(p)}
     text = "\n".join(f"{path}: {msg}; {fix}" for (path, msg), fix in problems.items())
     assert "reproduction.budgets.smoke.overrides: 'trian.epochs' cannot be overridden" in text
     assert "did you mean 'train'?" in text
@@ -216,9 +223,31 @@ def test_published_curves_per_step_at_a_grid_point():
     text = dumps_preset(p)
     assert '"x": "step",\n        "every": 1000,\n        "at": {"task.options.k_active": 1},\n' in text
     again = loads_preset(text)
-    assert again == p and validate(again) == []
+    assert again == p and protocol_problems(again) == []
     assert again.reproduction.curves[0].points() == [(1000, 0.9), (2000, 0.5)]
     p.reproduction.curves[0].x, p.reproduction.curves[0].every = "iteration", 0
     p.reproduction.curves[0].at = {"train.lr": 0.1}
-    paths = {q.path for q in validate(p)}
+    paths = {q.path for q in protocol_problems(p)}
     assert {"reproduction.curves[0].x", "reproduction.curves[0].every", "reproduction.curves[0].at"} <= paths
+
+
+def test_published_targets_follow_the_presets_own_grid_point():
+    from workbench.protocol import get_path, published_targets
+
+    parity = load_builtin("infinite-parity")
+    k = get_path(parity, "task.options.k_active")
+    [w, acc] = sorted(published_targets(parity), key=lambda t: t.metric, reverse=True)
+    assert (w.metric, w.value) == ("w", [0.12, 0.23, 1.11, 2.13, 2.23, 3.13, 3.46, 4.26, 4.41][k])
+    assert "github.com/kutoga/going_deeper experiment_00_xor.py @ e4d72d8" in w.label
+    assert (acc.metric, acc.value) == ("accuracy", 100.0)
+    parity.task.options["k_active"] = 8
+    assert [t.value for t in published_targets(parity) if t.metric == "w"] == [4.41]
+    z = published_targets(load_builtin("z-mnist"))
+    assert [(t.metric, t.value) for t in z] == [("accuracy", 99.63), ("accuracy", 99.57)]  # not the at-epoch one
+    assert z[0].label.startswith("published best 99.63 % (github.com/ZdsAlpha/Z MNIST.ipynb @ fcfa600")
+    assert published_targets(load_builtin("pinet-mnist"))[0].label.endswith(", unverified")
+    assert [t.depth_layer for t in published_targets(load_builtin("infinite-mnist")) if t.metric == "w"] == [0, 1, 2]
+    assert published_targets(load_builtin("z-digits")) == []
+    assert get_path(parity, "task.options.nope", None) is None
+    with pytest.raises(SpecError, match="has no 'train.nope'"):
+        get_path(parity, "train.nope")

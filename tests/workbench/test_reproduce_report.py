@@ -228,3 +228,11 @@ def test_write_report_links_figures_relative_to_the_report(tmp_path):
     text = (tmp_path / "docs" / "reproduction.md").read_text(encoding="utf-8")
     assert written and all(p.parent == tmp_path / "docs" / "reproduction" for _, p in written)
     assert "![Accuracy per epoch: hannet vs fcnet](reproduction/board-accuracy.png)" in text
+
+
+def test_the_protocol_text_says_when_a_budget_narrowed_the_grid():
+    from workbench.reproduce_report import protocol_text
+
+    exp = _exp("hannet", LR_GRID, overrides={"train.epochs": 3}, budget="smoke")
+    exp["budget_grid"] = {"train.lr": [0.1]}
+    assert protocol_text(exp) == "lr ∈ {0.1} of the source's 2; 2 seeds; smoke budget: train.epochs=3"
