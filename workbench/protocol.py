@@ -398,13 +398,14 @@ def get_path(preset: Preset, path: str, default: Any = _MISSING_VALUE) -> Any:
 @dataclass(frozen=True)
 class Target:
     """A published figure to draw beside a live run: ``metric`` ``accuracy`` (value in %) or ``w``
-    (an InfiniteDepth layer's learned w; ``depth_layer`` 0 = the first), and a label naming the
-    statistic and the source."""
+    (an InfiniteDepth layer's learned w; ``depth_layer`` 0 = the first), a short label naming the
+    statistic and the source's repository (it fits on a small plot), and the full ``source``."""
 
     metric: str
     value: float
     label: str
     depth_layer: int | None = None
+    source: str = ""
 
 
 def published_targets(preset: Preset) -> list[Target]:
@@ -415,8 +416,9 @@ def published_targets(preset: Preset) -> list[Target]:
     if r is None:
         return []
     src = r.source
-    where = " ".join(x for x in (src.repository, src.file) if x) + (f" @ {src.commit}" if src.commit else "")
-    where = where or "the source"
+    full = " ".join(x for x in (src.repository, src.file) if x) + (f" @ {src.commit}" if src.commit else "")
+    repository = src.repository.split("github.com/", 1)[-1]
+    where = (repository if len(repository) <= 30 else repository[:29] + "…") or "the source"
     out = []
     for fig in r.published:
         if fig.statistic not in ("best", "final") or fig.metric not in ("accuracy", "w"):
@@ -424,13 +426,13 @@ def published_targets(preset: Preset) -> list[Target]:
         if any(get_path(preset, path, None) != value for path, value in fig.at.items()):
             continue
         if fig.metric == "accuracy":
-            label = f"published {fig.statistic} {fig.value:g} % ({where})"
+            label = f"published {fig.statistic} {fig.value:g} % · {where}"
         else:
             layer = f" layer {fig.depth_layer + 1}" if fig.depth_layer is not None else ""
-            label = f"published w{layer} {fig.value:g} ({where})"
+            label = f"published w{layer} {fig.value:g} · {where}"
         if not fig.verified:
-            label += ", unverified"
-        out.append(Target(fig.metric, float(fig.value), label, fig.depth_layer))
+            label += " (unverified)"
+        out.append(Target(fig.metric, float(fig.value), label, fig.depth_layer, full or "unknown"))
     return out
 
 

@@ -238,14 +238,15 @@ def test_published_targets_follow_the_presets_own_grid_point():
     k = get_path(parity, "task.options.k_active")
     [w, acc] = sorted(published_targets(parity), key=lambda t: t.metric, reverse=True)
     assert (w.metric, w.value) == ("w", [0.12, 0.23, 1.11, 2.13, 2.23, 3.13, 3.46, 4.26, 4.41][k])
-    assert "github.com/kutoga/going_deeper experiment_00_xor.py @ e4d72d8" in w.label
+    assert w.label == f"published w {w.value:g} · kutoga/going_deeper"
+    assert w.source == "github.com/kutoga/going_deeper experiment_00_xor.py @ e4d72d8"
     assert (acc.metric, acc.value) == ("accuracy", 100.0)
     parity.task.options["k_active"] = 8
     assert [t.value for t in published_targets(parity) if t.metric == "w"] == [4.41]
     z = published_targets(load_builtin("z-mnist"))
     assert [(t.metric, t.value) for t in z] == [("accuracy", 99.63), ("accuracy", 99.57)]  # not the at-epoch one
-    assert z[0].label.startswith("published best 99.63 % (github.com/ZdsAlpha/Z MNIST.ipynb @ fcfa600")
-    assert published_targets(load_builtin("pinet-mnist"))[0].label.endswith(", unverified")
+    assert z[0].label == "published best 99.63 % · ZdsAlpha/Z" and z[0].source.endswith("MNIST.ipynb @ fcfa600")
+    assert published_targets(load_builtin("pinet-mnist"))[0].label.endswith(" (unverified)")
     assert [t.depth_layer for t in published_targets(load_builtin("infinite-mnist")) if t.metric == "w"] == [0, 1, 2]
     assert published_targets(load_builtin("z-digits")) == []
     assert get_path(parity, "task.options.nope", None) is None
