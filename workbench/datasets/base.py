@@ -156,7 +156,9 @@ class DatasetEntry:
     their defaults filled in; ``check(options)`` returns ``(option, message, fix)`` for options
     that are valid one by one but not together. ``kind`` is ``auto`` when the data decide (a CSV's
     target column). ``download(root, progress)`` fetches a downloadable set into the data root;
-    ``locate(root)`` says where its files are (None: not there), ``searched(root)`` where it looks."""
+    ``locate(root)`` says where its files are (None: not there), ``searched(root)`` where it looks.
+    ``imports``: the heavy libraries ``load`` imports on first use (the app imports them ahead of
+    the first run, :mod:`ui.warmup`)."""
 
     name: str
     kind: Literal["classification", "regression", "auto"]
@@ -171,6 +173,7 @@ class DatasetEntry:
     download: Callable[[Path, Progress | None], None] | None = field(default=None, repr=False, compare=False)
     locate: Callable[[Path], Path | None] | None = field(default=None, repr=False, compare=False)
     searched: Callable[[Path], list[Path]] | None = field(default=None, repr=False, compare=False)
+    imports: tuple[str, ...] = ()
 
     @property
     def option_schema(self) -> dict[str, ParamSpec]:

@@ -24,18 +24,21 @@ OPTION_PATH = "task.options"
 DATASETS: dict[str, DatasetEntry] = {}
 
 _YOUR_OWN = "your own data: cite where it comes from in the preset's reference"
+_SKLEARN = ("sklearn.datasets", "sklearn.datasets.data", "sklearn.datasets.descr")  # load_digits/diabetes
 
 
 def _entry(name: str, kind: str, summary: str, citation: str, source: str, options: Sequence[ParamSpec],
            describe: Callable[..., Described], load: Callable[[LoadRequest], RawData],
-           check: Callable[..., list[tuple[str, str, str]]] | None = None, downloads: bool = False) -> DatasetEntry:
+           check: Callable[..., list[tuple[str, str, str]]] | None = None, downloads: bool = False,
+           imports: Sequence[str] = ()) -> DatasetEntry:
     extra: dict[str, Any] = {}
     if downloads:
         extra = dict(download=lambda root, progress=None, _n=name: downloadable.download(_n, root, progress),
                      locate=lambda root, _n=name: downloadable.locate(_n, Path(root)),
                      searched=lambda root, _n=name: downloadable.searched(_n, Path(root)))
     entry = DatasetEntry(name=name, kind=kind, summary=summary, citation=citation, source=source,  # type: ignore[arg-type]
-                         options=tuple(options), describe=describe, load=load, check=check, **extra)
+                         options=tuple(options), describe=describe, load=load, check=check, imports=tuple(imports),
+                         **extra)
     DATASETS[name] = entry
     return entry
 
@@ -51,7 +54,8 @@ _entry("digits", "classification",
        "scikit-learn's 1,797 handwritten digits, 8×8 grey images (values 0–16), 10 classes; embedded",
        "E. Alpaydin, C. Kaynak, “Optical Recognition of Handwritten Digits”, UCI Machine Learning Repository, "
        "1998 (the test part, as scikit-learn's load_digits ships it)",
-       "embedded", [], generated.describe_digits, generated.load_digits)
+       "embedded", [], generated.describe_digits, generated.load_digits,
+       imports=_SKLEARN)
 
 _entry("parity", "classification",
        "n_inputs random bits, target = parity of the first k_active (the Going-Deeper XOR task); generated",
@@ -97,7 +101,8 @@ _entry("diabetes", "regression",
        "after one year); embedded",
        "Bradley Efron, Trevor Hastie, Iain Johnstone, Robert Tibshirani, “Least Angle Regression”, Annals of "
        "Statistics 32(2), 2004 (scikit-learn's load_diabetes)",
-       "embedded", [], generated.describe_diabetes, generated.load_diabetes)
+       "embedded", [], generated.describe_diabetes, generated.load_diabetes,
+       imports=_SKLEARN)
 
 _entry("mnist", "classification",
        "MNIST handwritten digits, 60,000 train + 10,000 test 28×28 grey images, 10 classes; downloaded",
@@ -115,14 +120,16 @@ _entry("cifar10", "classification",
        "CIFAR-10 colour images, 50,000 train + 10,000 test 32×32 RGB, 10 classes; downloaded",
        "Alex Krizhevsky, “Learning Multiple Layers of Features from Tiny Images”, technical report, University "
        "of Toronto, 2009",
-       "download", [], downloadable.describe_cifar10, downloadable.load_cifar10, downloads=True)
+       "download", [], downloadable.describe_cifar10, downloadable.load_cifar10, downloads=True,
+       imports=("torchvision",))
 
 _entry("csv", "auto", "your own table: a CSV file, one sample per row, one column the target", _YOUR_OWN,
        "file", csv_file.OPTIONS, csv_file.describe_csv, csv_file.load_csv)
 
 _entry("image-folder", "classification",
        "your own images: a folder with one sub-folder of images per class (torchvision's ImageFolder layout)",
-       _YOUR_OWN, "file", image_folder.OPTIONS, image_folder.describe_image_folder, image_folder.load_image_folder)
+       _YOUR_OWN, "file", image_folder.OPTIONS, image_folder.describe_image_folder, image_folder.load_image_folder,
+       imports=("PIL.Image",))
 
 _entry("npz", "auto", "your own arrays: a NumPy .npz file with x (inputs) and y (targets)", _YOUR_OWN,
        "file", npz_file.OPTIONS, npz_file.describe_npz, npz_file.load_npz)
