@@ -324,7 +324,9 @@ def _train(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError) as exc:
             raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
 
-    if process.is_main:
+    # a rank launched by train --nproc (which prints these itself) stays silent; rank 0 otherwise speaks
+    speaks = process.is_main and "AFWB_EVENT_LINK" not in os.environ
+    if speaks:
         print(f"run folder: {run_dir}", flush=True)
     if args.nproc is not None:
         return _launch(args, preset, run_dir)
@@ -362,7 +364,7 @@ def _train(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if under_torchrun:
-        return _rank_exit(summary, process)
+        return _rank_exit(summary, process, speaks)
     line = summary_line(summary)
     print(line, flush=True)
     if summary.status == "failed":
@@ -433,12 +435,12 @@ def _launch(args: argparse.Namespace, preset: Any, run_dir: Path) -> int:
     return 0
 
 
-def _rank_exit(summary: Any, process: Any) -> int:
+def _rank_exit(summary: Any, process: Any, speaks: bool) -> int:
     """A torchrun rank's exit: 0 when the run finished or was stopped as asked (torchrun then reports
     no failure), 1 when it failed — with the message on stderr, from rank 0 (which speaks for the
     run) and from any rank whose own failure it was."""
     if summary.status != "failed":
-        if process.is_main:
+        if speaks:
             print(summary_line(summary), flush=True)
         return 0
     if process.is_main or not summary.message.startswith(("another process of this", "process rank ")):

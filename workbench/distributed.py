@@ -36,6 +36,7 @@ this applies and a run draws exactly what it drew before DDP existed.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -109,7 +110,7 @@ class ProcessContext:
     def announce_failure(self, message: str) -> None:
         pass
 
-    def peer_failure(self, exc: BaseException, step: int | None) -> PeerFailure | None:
+    def peer_failure(self, exc: BaseException, step: int | None, run_dir: Any = None) -> PeerFailure | None:
         return None
 
     def close(self, clean: bool) -> None:
@@ -280,7 +281,8 @@ class DDPProcess(ProcessContext):
             except Exception:  # noqa: BLE001 - the store may be gone with the run
                 pass
 
-    def peer_failure(self, exc: BaseException, step: int | None, wait_s: float = 3.0) -> PeerFailure | None:
+    def peer_failure(self, exc: BaseException, step: int | None, run_dir: Any = None,
+                     wait_s: float = 3.0) -> PeerFailure | None:
         """A :class:`PeerFailure` when ``exc`` says a collective failed because another process
         failed or vanished (None otherwise). The other ranks' notes are read from the store for up to
         ``wait_s`` seconds (a rank that failed writes its note before it exits; a killed one never does)."""
@@ -304,14 +306,13 @@ class DDPProcess(ProcessContext):
                 if notes or time.monotonic() >= deadline:
                     break
                 time.sleep(0.1)
-        hint = ("the last checkpoint is kept: resume with `python main.py train --resume RUN_FOLDER --nproc "
-                f"{self.world_size}` once the cause is fixed")
+        hint = (f"the last checkpoint is kept: resume with `python main.py train --resume {run_dir or 'RUN_FOLDER'} "
+                f"--nproc {self.world_size}` once the cause is fixed")
         if notes:
             return PeerFailure(f"another process of this run failed{where}: " + "; ".join(notes), hint)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return PeerFailure(f"another process of this {self.world_size}-process run ended without a word{where} "
-                           f"(killed, crashed, or its machine went away); the connection to it failed: {first[:200]}",
-                           "torchrun's report above names the rank and how it ended; " + hint)
+                           f"(killed, crashed, or its machine went away): {_collective_error(exc)}",
+                           "torchrun's report names the rank and how it ended; " + hint)
 
     def close(self, clean: bool) -> None:
         """Leave the process group. After a failure the group may be broken (a collective waiting
@@ -328,6 +329,16 @@ class DDPProcess(ProcessContext):
 
     def describe(self, device_name: str) -> str:
         return f"{device_name} × {self.world_size} processes (DDP, {self.backend or '?'})"
+
+
+def _collective_error(exc: BaseException) -> str:
+    """The first sentence of a backend's error, without its source location (gloo's begin with
+    ``[.../gloo/transport/tcp/pair.cc:561]``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)
+    end = text.find(". ")
+    text = text[:end + 1] if end > 0 else text
+    return text[:200]
 
 
 def is_peer_failure(exc: BaseException) -> bool:

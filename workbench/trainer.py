@@ -314,7 +314,7 @@ class Trainer:
                 event = Failed(exc.message, exc.hint, exc.step, final)
             except Exception as exc:  # noqa: BLE001 - any user model/preset error ends as Failed
                 step = self._step if self._started else None
-                peer = proc.peer_failure(exc, step)
+                peer = proc.peer_failure(exc, step, self.run_dir)
                 if peer is not None:
                     message, hint = peer.message, peer.hint
                 else:
