@@ -112,6 +112,7 @@ class _TrainerAdapter(QObject):
         self.stop_requested = False
         self.pause_requested = False
         self.last_started: RunStarted | None = None
+        self.last_final: Any = None   # the trainer's own final event (it carries the failing step)
 
     # ---- control, called from the GUI thread
     def request_stop(self) -> None:
@@ -133,6 +134,8 @@ class _TrainerAdapter(QObject):
         self._queue.append(event)
         if isinstance(event, RunStarted):
             self.last_started = event
+        elif isinstance(event, (Finished, Stopped, Failed)):
+            self.last_final = event
         now = time.monotonic()
         urgent = isinstance(event, (RunStarted, EpochEnd, Finished, Stopped, Failed))
         if urgent or (now - self._last_flush) * 1000.0 >= FLUSH_MS:
@@ -163,7 +166,9 @@ class _TrainerAdapter(QObject):
             elif pause:
                 trainer.pause()
             summary = trainer.run(self._on_event)
-            final = next((e for e in reversed(self._queue) if isinstance(e, (Finished, Stopped, Failed))), None)
+            # The trainer's final event was usually flushed already (final events are urgent): use
+            # it, not a copy rebuilt from the summary (which lost Failed.step) and sent twice.
+            final = self.last_final
             if final is None:
                 final = self._final_from_summary(summary)
                 self._queue.append(final)

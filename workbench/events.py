@@ -158,8 +158,9 @@ class RunStarted:
 class Metrics:
     """Training figures every ``monitor.every_steps`` optimiser steps.
 
-    ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit.
-    Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
+    ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit;
+    ``seconds`` is the run's training wall-clock time so far (pauses and validation excluded;
+    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
     ``InfiniteDepth`` layers nested in a container the key is the dotted module path.
     """
 
@@ -176,6 +177,7 @@ class Metrics:
     depth_w: Mapping[str, float] = field(default_factory=dict)
     depth: Mapping[str, int] = field(default_factory=dict)
     hardness: Mapping[str, float] = field(default_factory=dict)
+    seconds: float | None = None
 
     def flat(self) -> dict[str, float | int | None]:
         """One flat JSON-ready record (the ``metrics.jsonl`` line format)."""
@@ -192,6 +194,8 @@ class Metrics:
             out["accuracy"] = self.accuracy
         if self.rmse is not None:
             out["rmse"] = self.rmse
+        if self.seconds is not None:
+            out["seconds"] = self.seconds
         for prefix, mapping in (
             ("grad_norm", self.grad_norm),
             ("weight_norm", self.weight_norm),

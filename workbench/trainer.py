@@ -292,6 +292,8 @@ class Trainer:
         self._epochs_done = 0
         self._samples = 0
         self._train_seconds = 0.0
+        self._epoch_clock: tuple[float, float] | None = None   # (start, paused seconds then) of the epoch under way
+        self._epoch_partial = (0.0, 0)                          # (loss sum, samples) of that epoch so far
         self._started = False
         self._diverged = False  # non-finite or exploding: no checkpoint of these weights is kept
         clean = False
@@ -607,6 +609,8 @@ class Trainer:
                 proc.seed_epoch(local_generator, seed, epoch)
             t_epoch = time.perf_counter()
             paused_at_epoch = self._paused_s
+            self._epoch_clock = (t_epoch, paused_at_epoch)
+            self._epoch_partial = (0.0, 0)
             # fresh batches (the Going-Deeper parity task) are drawn per step and need no permutation
             perm = None if fresh else data.permutation(generator)
             # the window since the last emit: references to tensors the step computed anyway, so
@@ -663,6 +667,7 @@ class Trainer:
                 if emit:
                     ep_loss_sum += loss_sum
                     ep_n += n
+                    self._epoch_partial = (ep_loss_sum, ep_n)
                     ep_correct += int(n_correct)
                     self._samples += n
                     self._step = step
@@ -677,6 +682,7 @@ class Trainer:
                             rmse=None if classification else math.sqrt(max(mean_loss, 0.0)) * target_scale,
                             grad_norm=values.grad_norm, weight_norm=values.weight_norm, depth_w=values.depth_w,
                             depth=values.depth, hardness=values.hardness,
+                            seconds=self._train_seconds + (now - t_epoch - (self._paused_s - paused_at_epoch)),
                         )
                         if write:
                             writer.append([metrics.flat()])
@@ -696,6 +702,7 @@ class Trainer:
             schedule.after_epoch()
             train_seconds = time.perf_counter() - t_epoch - (self._paused_s - paused_at_epoch)
             self._train_seconds += train_seconds
+            self._epoch_clock = None
             self._epochs_done = epoch + 1
             val_loss, val_metric = self._validate()
             train_loss = ep_loss_sum / max(1, ep_n)
@@ -962,10 +969,18 @@ class Trainer:
     def _summary_now(self, status: str, message: str = "", hint: str = "") -> RunSummary:
         h = self._history
         seconds = self._train_seconds
+        final_train_loss = h.get("final_train_loss")
+        if status in ("stopped", "failed") and self._epoch_clock is not None:
+            # ended inside an epoch: count its time, and its mean loss when no epoch completed
+            t_epoch, paused_at_epoch = self._epoch_clock
+            seconds += max(0.0, time.perf_counter() - t_epoch - (self._paused_s - paused_at_epoch))
+            loss_sum, n = self._epoch_partial
+            if final_train_loss is None and n > 0 and math.isfinite(loss_sum):
+                final_train_loss = loss_sum / n
         return replace(
             self._summary, status=status, epochs_completed=self._epochs_done, steps=self._step,  # type: ignore[arg-type]
             seconds=seconds, samples_per_s=(self._samples / seconds) if seconds > 0 else 0.0,
-            final_train_loss=h.get("final_train_loss"), final_val_loss=h.get("final_val_loss"),
+            final_train_loss=final_train_loss, final_val_loss=h.get("final_val_loss"),
             best_val_loss=h.get("best_val_loss"), final_val_accuracy=h.get("final_val_accuracy"),
             best_val_accuracy=h.get("best_val_accuracy"), final_val_rmse=h.get("final_val_rmse"),
             best_val_rmse=h.get("best_val_rmse"), best_epoch=h.get("best_epoch"),

@@ -581,3 +581,26 @@ def test_fresh_batch_runs_repeat_and_resume_to_the_same_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     last = lambda evs: [e for e in evs if isinstance(e, Metrics)][-1]  # noqa: E731
     assert (last(straight).loss, last(straight).accuracy) == (last(resumed).loss, last(resumed).accuracy)
+
+
+def test_a_run_stopped_inside_its_first_epoch_reports_its_time_and_loss():
+    """A run stopped before any epoch ended used to report 0 s and no loss (issue #12, item 6)."""
+    p = mlp_digits(epochs=1)
+    p.task.batch_size = 8                  # 180 steps in the epoch
+    p.monitor.every_steps = 5
+    trainer = Trainer(p)
+    events: list = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, Metrics) and event.step == 10:
+            trainer.stop()                 # honoured before step 11
+
+    summary = trainer.run(on_event)
+    metrics = [e for e in events if isinstance(e, Metrics)]
+    assert isinstance(events[-1], Stopped) and summary.epochs_completed == 0 and summary.steps == 10
+    assert [m.step for m in metrics] == [5, 10]
+    assert summary.final_train_loss == pytest.approx((metrics[0].loss + metrics[1].loss) / 2)
+    # Metrics carry the training time so far; the summary counts the unfinished epoch's time too
+    assert 0 < metrics[0].seconds < metrics[1].seconds <= summary.seconds
+    assert summary.samples_per_s == pytest.approx(10 * 8 / summary.seconds)
