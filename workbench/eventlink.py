@@ -7,7 +7,9 @@ the launcher over a local TCP socket and sends every event it would hand to a lo
 JSON line each; the launcher turns the lines back into the same frozen dataclasses, so its
 listeners (the app's worker thread, the command line's progress bar) cannot tell the difference.
 The other direction carries the launcher's commands to rank 0: ``stop``, ``pause``, ``resume``
-(the ranks then agree on them at the next emit, see :mod:`workbench.distributed`).
+(the ranks then agree on them at the next emit, see :mod:`workbench.distributed`). A link that
+breaks while the run trains (the launcher was closed or killed) stops the run the same way: a
+run nobody follows any more does not train on in the background.
 
 Wire format: the client's first line is ``AFWB-LINK/1 <token>`` (the token is a random secret the
 launcher passes in the worker's environment, never on a command line, so no other local process
@@ -252,6 +254,7 @@ class EventSender:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._on_command = on_command
         self._alive = True
+        self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="afwb-event-link", daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name="afwb-event-commands", daemon=True)
         self._writer.start()
@@ -277,8 +280,10 @@ class EventSender:
             try:
                 chunk = self._sock.recv(4096)
             except OSError:
-                return
-            if not chunk:
+                chunk = b""
+            if not chunk:  # the launcher went away (closed, killed, its terminal gone): stop the run
+                if not self._closing:
+                    self._on_command("stop")
                 return
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
@@ -289,6 +294,7 @@ class EventSender:
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (up to ``timeout`` seconds), then close."""
+        self._closing = True
         self._queue.put(None)
         self._writer.join(timeout)
         try:

@@ -269,3 +269,21 @@ def test_the_torchrun_command_is_standalone_on_a_free_port():
     assert "--nproc-per-node" in command and command[command.index("--nproc-per-node") + 1] == "3"
     assert command[-4:] == ["-m", "workbench.cli", "train", "z-digits"]
     assert torch.distributed.is_available()
+
+
+# --------------------------------------------------------------------- the command line's checks
+def test_nproc_is_checked_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    from workbench import cli
+
+    out = tmp_path / "runs"
+    assert cli.main(["train", "z-digits", "--nproc", "0", "--out", str(out)]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli.main(["train", "z-digits", "--nproc", "2", "--device", "cuda", "--out", str(out)]) == 2
+        assert "no CUDA GPU is visible" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["train", "z-digits", "--nproc", "2", "--out", str(out)]) == 2
+    assert "under torchrun leave it out" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
