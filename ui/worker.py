@@ -30,6 +30,7 @@ from typing import Any, Callable, Protocol
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
+from workbench.fileio import atomic_write_text
 
 __all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory", "ddp_trainer_factory",
            "training_threads"]
@@ -222,7 +223,7 @@ class _TrainerAdapter(QObject):
             try:
                 run_dir = Path(self._run_dir)
                 run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+                atomic_write_text(run_dir / "error.txt", "".join(traceback.format_exception(exc)))
                 old = {}
                 if (run_dir / "summary.json").exists():
                     try:
