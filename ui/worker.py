@@ -30,9 +30,10 @@ from typing import Any, Callable, Protocol
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
+from workbench.fileio import atomic_write_text
 
 __all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
-           "training_threads"]
+           "ddp_trainer_factory", "training_threads"]
 
 
 #: Longest time, in milliseconds, an event waits in the worker before it is sent to the GUI.
@@ -68,6 +69,22 @@ def default_trainer_factory(preset: Any, run_dir: Path | None, data_root: Path |
 
     torch.set_num_threads(training_threads())
     return Trainer(preset, run_dir, data_root)
+
+
+def ddp_trainer_factory(nproc: int, device: str = "cuda") -> TrainerFactory:
+    """A factory whose "trainer" is a run on ``nproc`` torchrun processes (one per GPU with
+    ``device`` "cuda"; "cpu": gloo CPU processes, what the tests use). Rank 0 streams the run's
+    events back (:mod:`workbench.eventlink`), so the worker, the dashboard and Stop treat it exactly
+    like a local run; Stop stops every process (a second Stop sends torchrun SIGTERM)."""
+
+    def factory(preset: Any, run_dir: Path | None, data_root: Path | None) -> TrainerLike:
+        from workbench.launch import launch_preset
+
+        if run_dir is None:
+            raise ValueError("a DDP run needs a run folder")
+        return launch_preset(preset, run_dir, nproc, data_root=data_root, device=device)
+
+    return factory
 
 
 def training_nice() -> int:
@@ -206,7 +223,7 @@ class _TrainerAdapter(QObject):
             try:
                 run_dir = Path(self._run_dir)
                 run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+                atomic_write_text(run_dir / "error.txt", "".join(traceback.format_exception(exc)))
                 old = {}
                 if (run_dir / "summary.json").exists():
                     try:

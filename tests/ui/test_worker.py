@@ -166,6 +166,22 @@ def test_an_exception_in_the_trainer_becomes_failed(qtbot, tmp_path) -> None:
     assert "boom in a layer" in (run_dir / "error.txt").read_text()
 
 
+def test_the_error_file_is_written_atomically_never_through_a_link(qtbot, tmp_path) -> None:
+    """error.txt replaces a symlink planted at its name instead of writing into the link's target
+    (another run's or the user's file), like every other file of a run folder."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    victim = tmp_path / "someone-elses-file.txt"
+    victim.write_text("keep me")
+    (run_dir / "error.txt").symlink_to(victim)
+    worker = make_worker(FakeTrainer(n=10, fail=RuntimeError("boom in a layer")), run_dir)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.start()
+    assert victim.read_text() == "keep me"
+    assert not (run_dir / "error.txt").is_symlink()
+    assert "boom in a layer" in (run_dir / "error.txt").read_text()
+
+
 def test_a_factory_error_becomes_failed(qtbot) -> None:
     def factory(preset, run_dir, data_root):
         raise ValueError("cannot build the trainer")
