@@ -62,7 +62,10 @@ def test_every_event_class_of_the_trainer_is_registered():
 
     classes = {name for name, cls in vars(events).items()
                if dataclasses.is_dataclass(cls) and cls.__module__ == events.__name__}
-    assert classes == {type(e).__name__ for e in EVENTS} | {"RunSummary"}
+    from workbench.eventlink import _REGISTRY
+
+    assert classes <= set(_REGISTRY), sorted(classes - set(_REGISTRY))
+    assert classes == {type(e).__name__ for e in EVENTS} | {"RunSummary"}  # and each round-trips above
 
 
 def test_only_registered_classes_are_built_from_a_line():
