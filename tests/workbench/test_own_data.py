@@ -255,6 +255,27 @@ def test_image_folder_problems_name_the_folder_or_image(tmp_path):
     assert "holds no images" in validate_task(tmp_path, {"path": str(root)}, dataset="image-folder").message
 
 
+@pytest.mark.parametrize("dataset, name, words", [
+    ("csv", "missing.csv", ["CSV file not found"]),
+    ("npz", "missing.npz", [".npz file not found"]),
+    ("image-folder", "missing", ["image folder not found"]),
+    ("csv", ".", ["is not a file"]),
+    ("npz", ".", ["is not a file"]),
+])
+def test_a_missing_or_wrong_path_names_it_and_points_to_import(tmp_path, dataset, name, words):
+    path = tmp_path / name if name != "." else tmp_path
+    problem = validate_task(tmp_path, {"path": str(path)}, dataset=dataset)
+    said = problem.message + " " + problem.fix
+    assert problem.path == "task.options.path" and str(path) in said
+    for word in words:
+        assert word in said, (word, said)
+    if "not found" in said:
+        assert "Import…" in problem.fix
+    with pytest.raises(DataError) as err:  # the loader says the same
+        load_dataset(TaskSpec(dataset=dataset, options={"path": str(path)}), "cpu")
+    assert str(path) in str(err.value)
+
+
 # --------------------------------------------------------------------------------------------- a run
 def test_a_csv_preset_trains_and_its_relative_path_is_read_from_the_preset_folder(tmp_path, one_torch_thread):
     from workbench.trainer import Trainer

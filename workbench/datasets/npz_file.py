@@ -64,6 +64,8 @@ def _header(options: Mapping[str, Any], base_dir: Path | None) -> _Header:
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}", "check the file and its permissions",
                         option="path") from None
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a file", "choose a NumPy .npz file", option="path")
     return _read_header(str(path), st.st_size, st.st_mtime_ns)
 
 
