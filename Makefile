@@ -1,7 +1,9 @@
 # Two commands do everything on a fresh machine:
 #   make run   -> create .venv if missing, install the project, check (and on Debian/Ubuntu
 #                 install with apt-get) the system libraries Qt's xcb plugin needs, open the app
-#   make test  -> same install, then the whole test suite (Qt offscreen)
+#   make test  -> same install, then the linters (ruff, and import-linter's layering contracts
+#                 in pyproject.toml) and the whole test suite (Qt offscreen)
+#   make lint  -> the linters only
 #   make soak N=10 -> the whole suite N times (default 10), stopping at the first failing run
 # Re-running either on an installed tree skips the install (stamp file).
 
@@ -17,14 +19,18 @@ PINS   := torch==2.14.1 torchvision==0.29.1 PySide6-Essentials==6.11.3
 PYTEST ?= QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 N      ?= 10
 
-.PHONY: run test soak install bench clean-venv
+.PHONY: run test lint soak install bench clean-venv
 
 run: $(STAMP)
 	$(PY) tools/qt_system_libs.py --install
 	$(PY) main.py
 
-test: $(STAMP)
+test: lint
 	$(PYTEST)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 soak: $(STAMP)
 	@for i in $$(seq 1 $(N)); do \

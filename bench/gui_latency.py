@@ -196,7 +196,9 @@ def first_run_child(preset_key: str, epochs: int, runs_root: str) -> dict:
     run = np.array(gaps["run"])
     worst = int(np.argmax(run))
     return {"max_gap_ms": float(run.max()), "second_max_gap_ms": float(max(gaps["second"] or [float("nan")])),
-            "max_busy_ms": float(max(busy["run"])), "second_max_busy_ms": float(max(busy["second"] or [float("nan")])), "p99_gap_ms": float(np.percentile(run, 99)), "ticks": len(run),
+            "max_busy_ms": float(max(busy["run"])),
+            "second_max_busy_ms": float(max(busy["second"] or [float("nan")])),
+            "p99_gap_ms": float(np.percentile(run, 99)), "ticks": len(run),
             "cpu_in_max_gap_ms": float(cpu[worst]), "startup_max_gap_ms": float(max(gaps["startup"] or [0.0])),
             "run_s": state["run_s"], "steps": final.summary.steps}
 
@@ -208,7 +210,7 @@ def measure_first_run(preset_key: str, epochs: int) -> dict:
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--first-run-child", "--preset",
                               preset_key, "--epochs", str(epochs), "--runs-root", str(Path(tmp) / "runs")],
                              env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         raise SystemExit(f"first-run child failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(lines[-1])
@@ -266,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, r in enumerate(rows, 1):
             print(f"| {i} | {r['max_gap_ms']:.0f} ms | {r['cpu_in_max_gap_ms']:.0f} ms | {r['max_busy_ms']:.0f} ms | "
                   f"{r['p99_gap_ms']:.0f} ms | {r['ticks']} | {r['run_s']:.1f} s ({r['steps']} steps) | "
-                  f"{r['second_max_gap_ms']:.0f} / {r['second_max_busy_ms']:.0f} ms | {r['startup_max_gap_ms']:.0f} ms |")
+                  f"{r['second_max_gap_ms']:.0f} / {r['second_max_busy_ms']:.0f} ms | "
+                  f"{r['startup_max_gap_ms']:.0f} ms |")
         return 0
     data_root = args.data_root or default_data_root()
     with tempfile.TemporaryDirectory(prefix="afwb-gui-latency-") as tmp:

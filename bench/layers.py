@@ -7,9 +7,10 @@ Each measurement is one training-style step on a fixed batch: ``m(x)``, ``.sum()
 None before each step. Reported: the median over ``--repeats`` timed steps after ``--warmup``
 untimed ones, in milliseconds; layer and reference are timed alternately and the ratio column is
 the median of the paired ratios (robust on a shared CPU). On a CPU shared with other jobs, use
-``--threads 1``: oversubscribed OpenMP threads make multi-threaded timings vary tenfold. Prints Markdown tables (paste them into docs/benchmarks.md) and the
-two checks the palette promises: fused Z routes are cheaper than separate convolutions, and a
-Han-layer's cost grows linearly, not quadratically, with the width.
+``--threads 1``: oversubscribed OpenMP threads make multi-threaded timings vary tenfold. Prints
+Markdown tables (paste them into docs/benchmarks.md) and the two checks the palette promises: fused
+Z routes are cheaper than separate convolutions, and a Han-layer's cost grows linearly, not
+quadratically, with the width.
 """
 from __future__ import annotations
 

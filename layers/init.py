@@ -26,7 +26,7 @@ biases keep PyTorch's U(−1/√fan_in, 1/√fan_in); commit 09f8dc0, unchanged 
 github.com/grigorisg9gr/polynomial_nets ``classification-NO-activation-function/logs/pinet_norelu.log``
 (commit 210f0d3: "KaimingInit: a=0, mode=fan_out, nonlinearity=relu, distribution=normal, bias=0"
 for every conv, "NormalInit: mean=0, std=0.01, bias=0" for the head).
-"""
+"""  # noqa: E501 - the table's rows are wider than a line
 from __future__ import annotations
 
 from typing import Callable

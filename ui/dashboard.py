@@ -785,7 +785,8 @@ class Dashboard(QWidget):
         model = self._model_depth
         if model:
             names = ", ".join(model)
-            text = (f"The model in the editor has {'an InfiniteDepth layer' if len(model) == 1 else 'InfiniteDepth layers'}"
+            which = "an InfiniteDepth layer" if len(model) == 1 else "InfiniteDepth layers"
+            text = (f"The model in the editor has {which}"
                     f" ({names}): press Run to plot its learned depth w and ⌈w⌉, the number of layers it runs.")
             if runs:
                 text = f"{short_label(runs[0].label)} had no InfiniteDepth layer. " + text

@@ -297,6 +297,17 @@ class PresetDocument(QObject):
         label = f"{section}.{name}" if section else name
         self._edit(f"Set {label}", mutate, merge_key=("field", section, name))
 
+    def set_fields(self, section: str, values: dict[str, Any], text: str | None = None) -> None:
+        """Set several fields of ``section`` as one undoable edit (a dataset and its options)."""
+        def mutate(p: Preset) -> None:
+            target = getattr(p, section)
+            for name, value in values.items():
+                if not hasattr(target, name):
+                    raise AttributeError(f"{section} has no field {name!r}")
+                setattr(target, name, copy.deepcopy(value))
+            return None
+        self._edit(text or f"Set {section}." + ", ".join(values), mutate)
+
     def set_task_option(self, name: str, value: Any) -> None:
         def mutate(p: Preset) -> None:
             if value is None:
@@ -340,7 +351,7 @@ class Analysis:
                 self.problems = list(self.report.problems)
             else:
                 self.problems = list(_spec.validate(preset, resources=False))  # no torch yet
-        except Exception as exc:  # a bug in the core must not take the editor down
+        except Exception as exc:  # noqa: BLE001 - a bug in the core must not take the editor down
             self.error = f"checking the model failed: {type(exc).__name__}: {exc}"
         self.shapes: dict[str, Any] = {}
         if self.report is not None:

@@ -14,20 +14,25 @@ just forgets that text.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from ui.document import LayerPath, PresetDocument, ReadOnlyError, json_path
+from ui.data_controls import DataControls
+from ui.document import PresetDocument, ReadOnlyError
 
 INT_MAX = 2_147_483_647
 #: The device choice "all N GPUs (DDP)" (the preset gets ``cuda``; the window runs N processes).
 DDP_DEVICE = "ddp"
 NUMBER = "number"
+#: What a nullable number shows when it is not set (null in the preset).
+NOT_SET = "all"
 
 
 # ------------------------------------------------------------------------------------ value widgets
@@ -35,11 +40,12 @@ class NumberSpin(QDoubleSpinBox):
     """A double spin box that shows values compactly (``0.001``, ``1e-08``), accepts scientific
     notation, and with ``log=True`` steps ×/÷ along 1-2-5 (1e-4 → 2e-4 → 5e-4 → 1e-3)."""
 
-    def __init__(self, lo: float, hi: float, *, log: bool = False, step: float = 0.1,
+    def __init__(self, lo: float, hi: float, *, log: bool = False, step: float = 0.1, integer: bool = False,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._log = log
-        self.setDecimals(12)
+        self._integer = integer  # whole numbers beyond a QSpinBox's 32-bit range (a seed up to 2³² − 1)
+        self.setDecimals(0 if integer else 12)
         self.setRange(lo, hi)
         self.setSingleStep(step)
         self.setKeyboardTracking(False)
@@ -47,7 +53,7 @@ class NumberSpin(QDoubleSpinBox):
         self.setCorrectionMode(QDoubleSpinBox.CorrectionMode.CorrectToNearestValue)
 
     def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt API
-        return f"{value:.6g}"
+        return str(int(round(value))) if self._integer else f"{value:.6g}"
 
     def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt API
         try:
@@ -104,31 +110,44 @@ class ValueEditor(QWidget):
 
 
 class NumberEditor(ValueEditor):
-    """Int or float spin box; with ``placeholders`` a combo (number / same / classes) beside it."""
+    """Int or float spin box; with ``placeholders`` a combo (number / same / classes) beside it.
+
+    The spin box's range is the schema's. ``nullable``: one step below the minimum reads
+    :data:`NOT_SET` and means null (``limit_train``: all samples). A value from the document that
+    lies outside the range (a preset written by hand) is shown as it is, the range widened to hold
+    it, never clamped: validation names the problem, and nothing is written back."""
 
     def __init__(self, name: str, kind: str, lo: float | None, hi: float | None,
                  placeholders: Sequence[str] = (), *, log: bool = False, step: float | None = None,
-                 parent: QWidget | None = None) -> None:
+                 nullable: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.kind = kind
+        self.nullable = nullable
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(4)
-        if kind == "int":
-            spin = QSpinBox(self)
-            spin.setRange(int(lo) if lo is not None else -INT_MAX, int(min(hi, INT_MAX)) if hi is not None else INT_MAX)
+        big = kind == "int" and ((hi is not None and hi > INT_MAX) or (lo is not None and lo < -INT_MAX))
+        if kind == "int" and not big:
+            spin: QSpinBox | NumberSpin = QSpinBox(self)
+            self._lo = int(lo) if lo is not None else -INT_MAX
+            self._hi = int(min(hi, INT_MAX)) if hi is not None else INT_MAX
             spin.setKeyboardTracking(False)
             spin.setAlignment(Qt.AlignmentFlag.AlignRight)
             spin.setSingleStep(int(step or 1))
-            spin.valueChanged.connect(lambda v: self._emit())
         else:
-            spin = NumberSpin(lo if lo is not None else -1e12, hi if hi is not None else 1e12, log=log,
-                              step=step or 0.1, parent=self)
-            spin.valueChanged.connect(lambda v: self._emit())
+            self._lo = lo if lo is not None else -1e12
+            self._hi = hi if hi is not None else 1e12
+            spin = NumberSpin(self._lo, self._hi, log=log, step=step or (1 if kind == "int" else 0.1),
+                              integer=kind == "int", parent=self)
+        self._null_at = self._lo - (step or 1) if nullable else None
+        self.spin = spin
+        self._set_range(self._lo, self._hi)
+        if nullable:
+            spin.setSpecialValueText(NOT_SET)
+        spin.valueChanged.connect(lambda v: self._emit())
         spin.setObjectName(f"param_{name}")
         spin.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         spin.setMinimumWidth(70)  # the range's widest number would otherwise set a huge minimum
-        self.spin = spin
         row.addWidget(spin, 1)
         self.mode: QComboBox | None = None
         if placeholders:
@@ -142,10 +161,19 @@ class NumberEditor(ValueEditor):
             self.mode.currentIndexChanged.connect(lambda i: self._emit())
             row.addWidget(self.mode)
 
+    def _set_range(self, lo: float, hi: float) -> None:
+        low = self._null_at if self._null_at is not None else lo
+        if isinstance(self.spin, QSpinBox):
+            self.spin.setRange(int(max(low, -INT_MAX)), int(min(hi, INT_MAX)))
+        else:
+            self.spin.setRange(low, hi)
+
     def value(self) -> Any:
         if self.mode is not None and self.mode.currentText() != NUMBER:
             return self.mode.currentText()
-        return int(self.spin.value()) if self.kind == "int" else float(self.spin.value())
+        if self.nullable and self.spin.value() == self.spin.minimum():
+            return None
+        return int(round(self.spin.value())) if self.kind == "int" else float(self.spin.value())
 
     def set_value(self, value: Any) -> None:
         self.spin.blockSignals(True)
@@ -159,8 +187,14 @@ class NumberEditor(ValueEditor):
                 if self.mode is not None:
                     self.mode.setCurrentText(NUMBER)
                 self.spin.setEnabled(True)
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    self.spin.setValue(int(value) if self.kind == "int" else float(value))
+                if value is None and self.nullable:
+                    self._set_range(self._lo, self._hi)
+                    self.spin.setValue(self.spin.minimum())
+                elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                        and abs(value) < 1e300:
+                    self._set_range(min(self._lo, value), max(self._hi, value))  # shown as it is
+                    self.spin.setValue(int(value) if self.kind == "int" and isinstance(self.spin, QSpinBox)
+                                       else float(value))
         finally:
             self.spin.blockSignals(False)
             if self.mode is not None:
@@ -206,7 +240,8 @@ class ChoiceEditor(ValueEditor):
 
     def set_choices(self, choices: Sequence[Any], labels: Sequence[str] | None = None) -> None:
         self.combo.blockSignals(True)
-        current = self._values[self.combo.currentIndex()] if 0 <= self.combo.currentIndex() < len(self._values) else None
+        index = self.combo.currentIndex()
+        current = self._values[index] if 0 <= index < len(self._values) else None
         self.combo.clear()
         self._values = list(choices)
         for i, c in enumerate(choices):
@@ -245,59 +280,165 @@ class TextEditor(ValueEditor):
             self.line.blockSignals(False)
 
 
+class ListEditor(ValueEditor):
+    """A list of numbers (or words) typed as ``0.5, 0.75``; emitted when the text parses."""
+
+    def __init__(self, name: str, item_kind: str = "float", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.item_kind = item_kind
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.line = QLineEdit(self)
+        self.line.setObjectName(f"param_{name}")
+        self.line.setPlaceholderText("comma-separated")
+        self.line.editingFinished.connect(self._commit)
+        row.addWidget(self.line)
+
+    def parse(self, text: str) -> list[Any] | None:
+        parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+        if self.item_kind not in ("float", "int"):
+            return parts
+        try:
+            return [int(p) if self.item_kind == "int" else float(p) for p in parts]
+        except ValueError:
+            return None
+
+    def set_value(self, value: Any) -> None:
+        text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+            if isinstance(value, list) else str(value)
+        if self.line.text() != text:
+            self.line.blockSignals(True)
+            self.line.setText(text)
+            self.line.blockSignals(False)
+        self.line.setStyleSheet("")
+
+    def _commit(self) -> None:
+        value = self.parse(self.line.text())
+        if value is None:
+            self.line.setStyleSheet("border: 1px solid #c0392b;")
+            self.line.setToolTip("numbers separated by commas, e.g. 0.5, 0.75")
+            return
+        self.line.setStyleSheet("")
+        self.edited.emit(value)
+
+
+class MultiChoiceEditor(ValueEditor):
+    """One check box per choice; emits the checked choices (the order kept, new ones appended)."""
+
+    def __init__(self, name: str, choices: Sequence[Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        grid = QGridLayout(self)  # two columns: the inspector stays narrow
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(2)
+        self._value: list[Any] = []
+        self.checks: dict[Any, QCheckBox] = {}
+        for i, choice in enumerate(choices):
+            box = QCheckBox(str(choice), self)
+            box.setObjectName(f"param_{name}_{choice}")
+            box.toggled.connect(lambda on, c=choice: self._toggled(c, on))
+            grid.addWidget(box, i // 2, i % 2)
+            self.checks[choice] = box
+
+    def set_value(self, value: Any) -> None:
+        self._value = list(value) if isinstance(value, list) else []
+        for choice, box in self.checks.items():
+            box.blockSignals(True)
+            box.setChecked(choice in self._value)
+            box.blockSignals(False)
+
+    def _toggled(self, choice: Any, on: bool) -> None:
+        value = [c for c in self._value if c != choice] + ([choice] if on else [])
+        self._value = value
+        self.edited.emit(list(value))
+
+
+class PathEditor(ValueEditor):
+    """A file or folder name with a Browse… button (the chooser: :mod:`ui.data_controls`)."""
+
+    def __init__(self, name: str, folder: bool = False, file_filter: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder = folder
+        self.file_filter = file_filter or "All files (*)"
+        self.start_dir: Callable[[], str] = lambda: ""
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        self.line = QLineEdit(self)
+        self.line.setObjectName(f"param_{name}")
+        self.line.editingFinished.connect(lambda: self.edited.emit(self.line.text()))
+        self.browse = QToolButton(self)
+        self.browse.setObjectName(f"browse_{name}")
+        self.browse.setText("…")
+        self.browse.setToolTip("choose the folder" if folder else "choose the file")
+        self.browse.clicked.connect(self._browse)
+        row.addWidget(self.line, 1)
+        row.addWidget(self.browse)
+
+    def set_value(self, value: Any) -> None:
+        text = "" if value is None else str(value)
+        if self.line.text() != text:
+            self.line.blockSignals(True)
+            self.line.setText(text)
+            self.line.blockSignals(False)
+
+    def _browse(self) -> None:
+        from ui import data_controls
+
+        start = self.start_dir()
+        chosen = data_controls.ask_folder(self, "Choose the folder", start) if self.folder else \
+            data_controls.ask_open_file(self, "Choose the file", self.file_filter, start)
+        if chosen:
+            self.edited.emit(chosen)  # the inspector makes it relative to the preset's folder
+
+
 def editor_for_param(spec) -> ValueEditor:
-    """The widget for a registry :class:`~workbench.registry.ParamSpec`."""
+    """The widget for a :class:`~workbench.params.ParamSpec` (a layer parameter, a task/train/monitor
+    field, an option): its kind, range, choices and step come from the schema."""
     if spec.kind == "bool":
         return BoolEditor(spec.name)
     if spec.kind == "choice":
         return ChoiceEditor(spec.name, spec.choices)
     if spec.kind == "str":
         return TextEditor(spec.name)
-    log = spec.kind == "float" and spec.min is not None and spec.min >= 0 and (spec.max or 0) <= 1 \
-        and isinstance(spec.default, float) and 0 < spec.default < 0.01
-    return NumberEditor(spec.name, spec.kind, spec.min, spec.max, spec.placeholders, log=log)
+    if spec.kind == "path":
+        return PathEditor(spec.name, spec.folder, spec.file_filter)
+    if spec.kind == "list":
+        item = spec.item
+        if item is not None and item.kind == "choice":
+            return MultiChoiceEditor(spec.name, item.choices)
+        return ListEditor(spec.name, item.kind if item is not None else "str")
+    log = spec.log or (spec.kind == "float" and spec.min is not None and spec.min >= 0 and (spec.max or 0) <= 1
+                       and isinstance(spec.default, float) and 0 < spec.default < 0.01)
+    return NumberEditor(spec.name, spec.kind, spec.min, spec.max, spec.placeholders, log=log, step=spec.step,
+                        nullable=spec.nullable)
+
+
+def tooltip_for(spec) -> str:
+    """The help line with the range, as every field's tooltip says it."""
+    tip = spec.help
+    if spec.min is not None or spec.max is not None:
+        tip += f" ({spec.range_text().strip()})"
+    if spec.log:
+        tip += "; arrows step 1-2-5 (×2 / ×2.5)"
+    return tip
 
 
 # ------------------------------------------------------------------------------- section field table
-def _f(section: str, name: str, label: str, make: Callable[[], ValueEditor], tip: str = "") -> tuple:
-    return section, name, label, make, tip
-
-
 def _section_fields() -> list[tuple]:
-    from workbench import spec as S
-    from workbench.catalog import DATASET_NAMES
+    """(section, name, label, make, tip) for every task/train/monitor field with a value of its own,
+    in the schema's order (:func:`workbench.sections.section_schema`); object fields (the dataset's,
+    optimiser's and augmentations' options) get rows of their own schema instead."""
+    from workbench.sections import SECTIONS, section_schema
 
-    def choice(name, values):
-        return lambda: ChoiceEditor(name, values)
-
-    def num(name, kind, lo, hi, log=False, step=None):
-        return lambda: NumberEditor(name, kind, lo, hi, log=log, step=step)
-
-    return [
-        _f("task", "dataset", "Dataset", choice("dataset", list(DATASET_NAMES)), "what to learn"),
-        _f("task", "batch_size", "Batch size", num("batch_size", "int", 1, 65536), "samples per optimiser step"),
-        _f("task", "val_split", "Validation split", num("val_split", "float", 0.0, 0.9, step=0.05),
-           "fraction of the training data held out for validation (0 = use the test split)"),
-        _f("task", "loss", "Loss", choice("loss", list(getattr(S, "LOSSES", ("auto", "cross_entropy", "mse")))),
-           "auto: cross-entropy for classification, MSE for regression"),
-        _f("task", "normalize", "Normalise inputs", lambda: BoolEditor("normalize"), "standardise inputs"),
-        _f("train", "epochs", "Epochs", num("epochs", "int", 1, 100000), "passes over the training set"),
-        _f("train", "optimizer", "Optimiser", choice("optimizer", list(getattr(S, "OPTIMIZERS", ("sgd", "adam", "adamw", "adadelta"))))),
-        _f("train", "lr", "Learning rate", num("lr", "float", 1e-7, 10.0, log=True), "arrows step 1-2-5 (×2/×2.5)"),
-        _f("train", "weight_decay", "Weight decay", num("weight_decay", "float", 0.0, 1.0, step=1e-4)),
-        _f("train", "momentum", "Momentum (SGD)", num("momentum", "float", 0.0, 0.999, step=0.05)),
-        _f("train", "scheduler", "LR schedule", choice("scheduler", list(getattr(S, "SCHEDULERS", ("none",))))),
-        _f("train", "gamma", "Decay factor", num("gamma", "float", 0.0, 1.0, step=0.05), "step schedule: lr ×= gamma at each milestone"),
-        _f("train", "peak_epoch", "Peak epoch", num("peak_epoch", "float", 0.1, 10000.0, step=0.5), "exp_curve schedule peak"),
-        _f("train", "grad_clip", "Gradient clip", num("grad_clip", "float", 0.0, 1e6, step=0.5), "max gradient L2 norm (0 = off)"),
-        _f("train", "device", "Device", choice("device", ["auto", "cpu"]), "auto: CUDA, then MPS, then CPU"),
-        _f("train", "precision", "Precision", choice("precision", list(getattr(S, "PRECISIONS", ("fp32", "bf16")))),
-           "bf16 = bfloat16 autocast"),
-        _f("train", "seed", "Seed", num("seed", "int", 0, INT_MAX), "same seed, same run"),
-        _f("monitor", "every_steps", "Probe every (steps)", num("every_steps", "int", 1, 1_000_000),
-           "gradient norms, depth and hardness are measured every N optimiser steps"),
-        _f("monitor", "checkpoints", "Write checkpoints", lambda: BoolEditor("checkpoints")),
-    ]
+    out = []
+    for section, cls in SECTIONS.items():
+        for name, spec in section_schema(cls).items():
+            if spec.kind == "object":
+                continue
+            out.append((section, name, spec.title, lambda spec=spec: editor_for_param(spec), tooltip_for(spec)))
+    return out
 
 
 class _DocumentUndoKeys(QObject):
@@ -338,6 +479,49 @@ def _group(title: str, parent: QWidget) -> tuple[QGroupBox, QFormLayout]:
     form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return box, form
+
+
+class _OptionGroup:
+    """Rows in ``form`` right after ``anchor``'s row for options whose schema depends on another
+    field (``key(preset)``: the dataset, the optimiser, the augmentations); rebuilt when the key
+    changes. Widgets are named ``field_<prefix>_<option>``."""
+
+    def __init__(self, inspector: Inspector, form: QFormLayout, anchor: QWidget, prefix: str, *,
+                 key: Callable[[Any], Any], schema: Callable[[Any], dict[str, Any]],
+                 values: Callable[[Any], dict[str, Any]], on_edit: Callable[[str, Any], None]) -> None:
+        self.inspector = inspector
+        self.form = form
+        self.anchor = anchor
+        self.prefix = prefix
+        self.key, self.schema, self.values, self.on_edit = key, schema, values, on_edit
+        self.editors: dict[str, ValueEditor] = {}
+        self._key: Any = object()
+
+    def sync(self, preset: Any) -> None:
+        key = self.key(preset)
+        schema = self.schema(preset)
+        if key != self._key:
+            for ed in self.editors.values():
+                self.form.removeRow(ed)
+            self.editors = {}
+            row = self.form.getWidgetPosition(self.anchor)[0] + 1
+            for name, spec in schema.items():
+                ed = editor_for_param(spec)
+                for child in ed.findChildren(QWidget):
+                    if child.objectName().startswith(f"param_{spec.name}"):
+                        child.setObjectName(child.objectName().replace(f"param_{spec.name}",
+                                                                       f"field_{self.prefix}_{name}", 1))
+                ed.setToolTip(tooltip_for(spec))
+                ed.edited.connect(lambda v, n=name: self.on_edit(n, v))
+                label = QLabel(f"  {spec.title}")
+                label.setToolTip(tooltip_for(spec))
+                self.form.insertRow(row + len(self.editors), label, ed)
+                self.inspector._watch_undo_keys(ed)  # Ctrl+Z in the field undoes the document
+                self.editors[name] = ed
+            self._key = key
+        given = self.values(preset)
+        for name, ed in self.editors.items():
+            ed.set_value(given.get(name, schema[name].default))
 
 
 class Inspector(QScrollArea):
@@ -402,6 +586,15 @@ class Inspector(QScrollArea):
             forms[section].addRow(label, ed)
             self.field_editors[(section, name)] = ed
         self.options_form = forms["task"]
+        # the dataset row holds Import…; the data folder and Download rows follow the dataset's options
+        self.data_controls = DataControls(body)
+        self.data_controls.import_requested.connect(self._import_data)
+        self.data_controls.data_root_changed.connect(lambda _folder: self.refresh())
+        dataset_ed = self.field_editors[("task", "dataset")]
+        row = self.options_form.getWidgetPosition(dataset_ed)[0]
+        self.options_form.insertRow(row + 1, "", self.data_controls.import_button)
+        self.options_form.insertRow(row + 2, self.data_controls)
+        self.option_groups = self._make_option_groups(forms)
         self._col.addStretch(1)
         self.setWidget(body)
         self._undo_keys = _DocumentUndoKeys(self)
@@ -419,6 +612,10 @@ class Inspector(QScrollArea):
         """Show the form for ``key`` (a layer path tuple, "input", "output" or None)."""
         self._selection = tuple(key) if isinstance(key, list) else key
         self.refresh()
+
+    def set_settings(self, settings: Any) -> None:
+        """The app's QSettings: the data folder setting lives there."""
+        self.data_controls.set_settings(settings)
 
     def set_available_devices(self, devices: Sequence[str], gpu_count: int = 0) -> None:
         """Offer ``auto`` plus ``devices`` (``cpu`` always; ``cuda``/``mps`` when torch reports them),
@@ -446,6 +643,13 @@ class Inspector(QScrollArea):
     def focus_field(self, section: str, name: str) -> bool:
         """Scroll to the field ``section.name`` (task, train, monitor) and give it the keyboard focus
         (a failed run's banner sends the user here); False when there is no such field."""
+        if (section, name) == ("task", "download"):  # a missing data set: its Download button
+            button = self.data_controls.download_button
+            if self.data_controls.download_row.isHidden():
+                return False
+            self.ensureWidgetVisible(button, 20, 40)
+            button.setFocus(Qt.FocusReason.OtherFocusReason)
+            return True
         ed = self.field_editors.get((section, name))
         if ed is None:
             return False
@@ -548,9 +752,7 @@ class Inspector(QScrollArea):
         self.layer_form.addRow(self.layer_summary)
         for spec in entry.params:
             ed = editor_for_param(spec)
-            tip = spec.help
-            if spec.min is not None or spec.max is not None:
-                tip += f" (range {spec.min if spec.min is not None else '−∞'} … {spec.max if spec.max is not None else '∞'})"
+            tip = tooltip_for(spec)
             ed.setToolTip(tip)
             ed.edited.connect(lambda v, n=spec.name: self._set_param(n, v))
             label = QLabel(spec.name, self.layer_box)
@@ -565,30 +767,54 @@ class Inspector(QScrollArea):
         self.layer_editors["__trainable__"] = trainable
         self._watch_undo_keys(self.layer_box)
 
-    def _sync_options(self) -> None:
-        """Rows for the dataset's options (e.g. parity: n_inputs, k_active), rebuilt when the dataset changes."""
-        from workbench.catalog import DATASET_OPTIONS
+    def _make_option_groups(self, forms: dict[str, QFormLayout]) -> list[_OptionGroup]:
+        """Rows of the options whose schema depends on another field: the dataset's (after the
+        dataset row), the optimiser's (after the optimiser row), each augmentation's (after the
+        augmentations row)."""
+        from workbench.datasets import DATASETS
+        from workbench.sections import AUGMENT_OPTIONS, OPTIMIZER_OPTIONS
 
+        def dataset_schema(p: Any) -> dict[str, Any]:
+            entry = DATASETS.get(p.task.dataset) if isinstance(p.task.dataset, str) else None
+            return entry.option_schema if entry is not None else {}
+
+        def augment_schema(p: Any) -> dict[str, Any]:
+            used = p.task.augment if isinstance(p.task.augment, list) else []
+            return {f"{a}.{k}": replace(spec, label=f"{a} {spec.title}") for a in used if a in AUGMENT_OPTIONS
+                    for k, spec in AUGMENT_OPTIONS[a].items()}
+
+        def augment_values(p: Any) -> dict[str, Any]:
+            given = p.task.augment_options if isinstance(p.task.augment_options, dict) else {}
+            return {f"{a}.{k}": v for a, opts in given.items() if isinstance(opts, dict) for k, v in opts.items()}
+
+        return [
+            _OptionGroup(self, forms["task"], self.data_controls.import_button, "options",
+                         key=lambda p: p.task.dataset, schema=dataset_schema,
+                         values=lambda p: p.task.options if isinstance(p.task.options, dict) else {},
+                         on_edit=self._set_option),
+            _OptionGroup(self, forms["train"], self.field_editors[("train", "optimizer")], "optimizer_options",
+                         key=lambda p: p.train.optimizer,
+                         schema=lambda p: OPTIMIZER_OPTIONS.get(p.train.optimizer, {})
+                         if isinstance(p.train.optimizer, str) else {},
+                         values=lambda p: p.train.optimizer_options if isinstance(p.train.optimizer_options, dict)
+                         else {},
+                         on_edit=self._set_optimizer_option),
+            _OptionGroup(self, forms["task"], self.field_editors[("task", "augment")], "augment_options",
+                         key=lambda p: tuple(p.task.augment) if isinstance(p.task.augment, list) else (),
+                         schema=augment_schema, values=augment_values, on_edit=self._set_augment_option),
+        ]
+
+    def _sync_options(self) -> None:
+        """The option rows follow the dataset, optimiser and augmentations; the data rows the dataset."""
         preset = self.document.current
-        dataset = preset.task.dataset
-        if dataset != self._options_dataset:
-            for ed in self.option_editors.values():
-                self.options_form.removeRow(ed)
-            self.option_editors = {}
-            for name, spec in (DATASET_OPTIONS.get(dataset) or {}).items():
-                ed = editor_for_param(spec)
-                for child in ed.findChildren(QWidget):
-                    if child.objectName() == f"param_{spec.name}":
-                        child.setObjectName(f"field_options_{name}")
-                ed.setToolTip(spec.help)
-                ed.edited.connect(lambda v, n=name: self._set_option(n, v))
-                self.options_form.insertRow(1 + len(self.option_editors), f"  {name}", ed)
-                self.option_editors[name] = ed
-                self._watch_undo_keys(ed)
-            self._options_dataset = dataset
-        schema = DATASET_OPTIONS.get(dataset) or {}
-        for name, ed in self.option_editors.items():
-            ed.set_value(preset.task.options.get(name, schema[name].default))
+        for group in self.option_groups:
+            group.sync(preset)
+        self.option_editors = self.option_groups[0].editors
+        self.data_controls.show_for(preset)
+        entry_path = [ed for ed in self.option_editors.values() if isinstance(ed, PathEditor)]
+        for ed in entry_path:
+            base = preset.task.base_dir
+            ed.start_dir = lambda base=base: str(base) if base else ""
 
     def _watch_undo_keys(self, root: QWidget) -> None:
         for w in root.findChildren(QWidget):
@@ -602,7 +828,7 @@ class Inspector(QScrollArea):
         except ReadOnlyError as exc:
             self.error.emit(f"Cannot edit: {exc}")
             self.refresh()
-        except Exception as exc:  # nothing typed into the inspector may crash the app
+        except Exception as exc:  # noqa: BLE001 - nothing typed into the inspector may crash the app
             self.error.emit(f"Edit failed: {type(exc).__name__}: {exc}")
             self.refresh()
 
@@ -617,6 +843,11 @@ class Inspector(QScrollArea):
             self._guard(lambda: self.document.set_layer_trainable(path, value))
 
     def _set_field(self, section: str, name: str, value: Any) -> None:
+        """Set a field; a new dataset, optimiser or augmentation list keeps only the options that
+        still apply (one undoable edit)."""
+        from workbench.datasets import DATASETS
+        from workbench.sections import OPTIMIZER_OPTIONS
+
         if (section, name) == ("train", "device"):
             # "all N GPUs (DDP)": the preset trains on cuda, N processes (a choice of this window's runs)
             self.ddp_processes = self._gpu_count if value == DDP_DEVICE else 0
@@ -624,10 +855,47 @@ class Inspector(QScrollArea):
             if value == self.document.current.train.device:
                 self._show_device()
                 return
-        self._guard(lambda: self.document.set_field(section, name, value))
+        p = self.document.current
+        follow: dict[str, Any] = {}
+        if (section, name) == ("task", "dataset") and isinstance(p.task.options, dict):
+            entry = DATASETS.get(value)
+            keep = entry.option_schema if entry is not None else {}
+            follow["options"] = {k: v for k, v in p.task.options.items() if k in keep}
+        elif (section, name) == ("train", "optimizer") and isinstance(p.train.optimizer_options, dict):
+            keep = OPTIMIZER_OPTIONS.get(value, {})
+            follow["optimizer_options"] = {k: v for k, v in p.train.optimizer_options.items() if k in keep}
+        elif (section, name) == ("task", "augment") and isinstance(p.task.augment_options, dict):
+            follow["augment_options"] = {k: v for k, v in p.task.augment_options.items() if k in (value or [])}
+        if follow and any(getattr(getattr(p, section), k) != v for k, v in follow.items()):
+            self._guard(lambda: self.document.set_fields(section, {name: value, **follow}))
+        else:
+            self._guard(lambda: self.document.set_field(section, name, value))
 
     def _set_option(self, name: str, value: Any) -> None:
+        from workbench.datasets import DATASETS, portable_path
+
+        p = self.document.current
+        entry = DATASETS.get(p.task.dataset) if isinstance(p.task.dataset, str) else None
+        if entry is not None and name in entry.path_options and isinstance(value, str) and value.strip() \
+                and Path(value).expanduser().is_absolute():
+            value = portable_path(value, p.task.base_dir)  # a chosen file: relative to the preset when inside
         self._guard(lambda: self.document.set_task_option(name, value))
+
+    def _set_optimizer_option(self, name: str, value: Any) -> None:
+        current = self.document.current.train.optimizer_options
+        new = {**(current if isinstance(current, dict) else {}), name: value}
+        self._guard(lambda: self.document.set_field("train", "optimizer_options", new))
+
+    def _set_augment_option(self, key: str, value: Any) -> None:
+        augmentation, name = key.split(".", 1)
+        current = self.document.current.task.augment_options
+        new = {k: dict(v) for k, v in (current if isinstance(current, dict) else {}).items() if isinstance(v, dict)}
+        new.setdefault(augmentation, {})[name] = value
+        self._guard(lambda: self.document.set_field("task", "augment_options", new))
+
+    def _import_data(self, dataset: str, options: dict) -> None:
+        self._guard(lambda: self.document.set_fields("task", {"dataset": dataset, "options": dict(options)},
+                                                     text=f"Import {dataset} data"))
 
     def _on_read_only(self, flag: bool, reason: str) -> None:
         self.banner.setText(f"Read-only: {reason}" if reason else "Read-only")

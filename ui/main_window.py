@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import functools
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,7 +71,7 @@ def _default_preset() -> Preset:
 
     try:
         return load_builtin(DEFAULT_PRESET)
-    except Exception:  # a broken install must still open a window
+    except Exception:  # noqa: BLE001 - a broken install must still open a window
         return Preset(name="Untitled")
 
 
@@ -138,6 +137,7 @@ class MainWindow(QMainWindow):
         self.add_workspace("Build", self.build_page, "Edit the model: layers, shapes, parameters")
         self.palette = PaletteWidget(self)
         self.inspector = Inspector(self.document, self)   # as wide as its form needs, never clipped
+        self.inspector.set_settings(self.settings)         # the data folder setting
         self.palette_dock = self.add_dock(self.palette, "Palette", Qt.DockWidgetArea.LeftDockWidgetArea, "paletteDock")
         self.inspector_dock = self.add_dock(self.inspector, "Inspector", Qt.DockWidgetArea.RightDockWidgetArea,
                                             "inspectorDock")
@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
         return action
 
     def _make_actions(self) -> None:
-        SK = QKeySequence.StandardKey
+        SK = QKeySequence.StandardKey  # noqa: N806 - an alias of a Qt enum
         self.action_new = self._action("&New", self.new_document, SK.New, "Start an empty model", "actionNew")
         self.action_open = self._action("&Open…", self.open_dialog, SK.Open, "Open a preset file", "actionOpen")
         self.action_save = self._action("&Save", self.save, SK.Save, "Save the preset", "actionSave")
@@ -832,5 +832,6 @@ class MainWindow(QMainWindow):
             if not ok:
                 event.ignore()
                 return
+        self.inspector.data_controls.shutdown()  # a download in flight: cancelled, its thread joined
         self.save_layout()
         event.accept()

@@ -285,7 +285,7 @@ class ModelEditor(QWidget):
         except ReadOnlyError as exc:
             self.error.emit(f"Cannot edit: {exc}")
             return False
-        except Exception as exc:  # never let a drop crash the app
+        except Exception as exc:  # noqa: BLE001 - never let a drop crash the app
             self.error.emit(f"Drop failed: {exc}")
             return False
         self.select(new_path)
@@ -342,15 +342,15 @@ class ModelEditor(QWidget):
         return card
 
     def _make_input_card(self, preset, parent: QWidget) -> EndCard:
-        from workbench.catalog import dataset_info
+        from workbench.datasets import dataset_info
 
         problem = None
         try:
-            info = dataset_info(preset.task.dataset, preset.task.options)
+            info = dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir)
             shape = format_shape(info.input_shape)
             desc = info.description
             subtitle = f"{info.name} · {info.task}"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the card shows any problem with the data as text
             shape, desc, subtitle = "?", "", str(preset.task.dataset)
             problem = str(exc)
         detail = f"{desc}\nbatch {preset.task.batch_size} · validation {preset.task.val_split:g}"
@@ -359,10 +359,10 @@ class ModelEditor(QWidget):
         return card
 
     def _make_output_card(self, preset, parent: QWidget) -> EndCard:
-        from workbench.catalog import dataset_info
+        from workbench.datasets import dataset_info
 
         try:
-            info = dataset_info(preset.task.dataset, preset.task.options)
+            info = dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir)
             loss = preset.task.loss
             if loss == "auto":
                 loss = "cross-entropy" if info.task == "classification" else "mean squared error"
@@ -370,7 +370,7 @@ class ModelEditor(QWidget):
                     else f"{info.output_dim} target{'s' if info.output_dim != 1 else ''}")
             subtitle = f"{what} · loss: {loss}"
             expected = (info.output_dim,)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the card shows what it can
             subtitle, expected = "unknown dataset", None
         report = self.analysis.report if self.analysis is not None else None
         if report is None:

@@ -795,7 +795,7 @@ class HeatmapPanel(_ThemedPlot):
         return path
 
 
-class _quiet_nan:
+class _quiet_nan:  # noqa: N801 - used like a function: with _quiet_nan():
     """Silence numpy's 'All-NaN slice' warning inside a block."""
 
     def __enter__(self):

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QStatusBar, QWidget
 
 from ui.statusbar import ElidedLabel
-from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
+from workbench.events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
 
 __all__ = ["TrainingStatus", "format_eta"]
 
@@ -92,12 +92,30 @@ class TrainingStatus(QWidget):
                 self.device.setText(f"device: {event.device_name or event.device}")
                 self.message.setText("Training")
                 self._show(f"Training {event.preset_name} on {event.device_name or event.device}")
+            elif isinstance(event, DataProgress):
+                self._on_data(event)
             elif isinstance(event, Metrics):
                 self._on_metrics(event)
             elif isinstance(event, EpochEnd):
                 pass
             elif isinstance(event, (Finished, Stopped, Failed)):
                 self.finish(event)
+
+    def _on_data(self, d: DataProgress) -> None:
+        """Before the first step: how far the data load is (images decoded, bytes downloaded)."""
+        if self._started is not None:
+            return
+        if d.total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(d.done, d.total) / d.total))
+        else:
+            self.progress.setRange(0, 0)
+        if d.what.startswith("downloading"):
+            figures = f"{d.done / 1e6:,.1f}" + (f" of {d.total / 1e6:,.1f} MB" if d.total else " MB")
+        else:
+            figures = f"{d.done:,}" + (f" of {d.total:,}" if d.total else "")
+        self.progress.setFormat(d.what.split(" ", 1)[0])
+        self.message.setText(f"{d.what[:1].upper()}{d.what[1:]}: {figures}")
 
     def _on_metrics(self, m: Metrics) -> None:
         start = self._started

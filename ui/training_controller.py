@@ -392,9 +392,9 @@ class TrainingController(QObject):
         if entry.preset is not None:
             dataset = entry.preset.task.dataset
             try:
-                from workbench.catalog import dataset_info
+                from workbench.datasets import dataset_info
 
-                info = dataset_info(dataset, entry.preset.task.options)
+                info = dataset_info(dataset, entry.preset.task.options, entry.preset.task.base_dir)
                 shape = tuple(info.input_shape)
                 image = len(shape) == 3
                 features = int(shape[0]) if len(shape) == 1 else None

@@ -29,7 +29,7 @@ from typing import Iterable
 
 from PySide6.QtCore import QObject, Signal
 
-__all__ = ["ImportWarmer", "RUN_MODULES", "DATASET_MODULES", "modules_for_dataset", "warm_after_start"]
+__all__ = ["ImportWarmer", "RUN_MODULES", "modules_for_dataset", "warm_after_start"]
 
 #: Imported by every training run (the trainer, its helpers, the optimisers' ``torch._dynamo``).
 RUN_MODULES: tuple[str, ...] = (
@@ -38,19 +38,13 @@ RUN_MODULES: tuple[str, ...] = (
     "torch.utils.serialization",   # torch.save of the checkpoints
 )
 
-#: The loader libraries ``workbench.data.load_dataset`` imports lazily, by data set name.
-DATASET_MODULES: dict[str, tuple[str, ...]] = {
-    "digits": ("sklearn.datasets", "sklearn.datasets.data", "sklearn.datasets.descr"),
-    "diabetes": ("sklearn.datasets", "sklearn.datasets.data", "sklearn.datasets.descr"),
-    "mnist": ("torchvision",),
-    "fashion-mnist": ("torchvision",),
-    "cifar10": ("torchvision",),
-}
-
-
 def modules_for_dataset(dataset: str) -> tuple[str, ...]:
-    """:data:`RUN_MODULES` plus the loader of ``dataset`` (none for the generated data sets)."""
-    return RUN_MODULES + DATASET_MODULES.get(dataset, ())
+    """:data:`RUN_MODULES` plus the libraries the loader of ``dataset`` imports lazily, as its entry
+    in the dataset registry declares them (``DatasetEntry.imports``; none for most data sets)."""
+    from workbench.datasets import DATASETS
+
+    entry = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    return RUN_MODULES + (entry.imports if entry is not None else ())
 
 
 class ImportWarmer(QObject):

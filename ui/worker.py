@@ -32,8 +32,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
 from workbench.fileio import atomic_write_text
 
-__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory", "ddp_trainer_factory",
-           "training_threads"]
+__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
+           "ddp_trainer_factory", "training_threads"]
 
 
 #: Longest time, in milliseconds, an event waits in the worker before it is sent to the GUI.
@@ -189,7 +189,7 @@ class _TrainerAdapter(QObject):
             if final is None:
                 final = self._final_from_summary(summary)
                 self._queue.append(final)
-        except BaseException as exc:  # a bug in a layer or the trainer: report it, keep the app alive
+        except BaseException as exc:  # noqa: BLE001 - a bug in a layer or the trainer: report it, keep the app alive
             final = self._failed_from_exception(exc)
             self._queue.append(final)
         finally:

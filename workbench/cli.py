@@ -33,12 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a preset (built-in key or file) and write a run folder")
     t.add_argument("preset", nargs="?", help="built-in key (see `presets`) or a preset .json path; "
                                              "optional with --resume (then the run's own preset.json)")
-    t.add_argument("--epochs", type=int, help="override train.epochs")
-    t.add_argument("--device", help="override train.device: auto, cpu, cuda, cuda:N, mps")
     t.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
     t.add_argument("--download", action="store_true", help="allow downloading MNIST/Fashion/CIFAR into the data root")
-    t.add_argument("--limit-train", type=int, help="train on this many samples only (task.limit_train)")
-    t.add_argument("--out", type=Path, help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
+    _add_setting_flags(t)
+    t.add_argument("--out", type=Path,
+                   help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
     t.add_argument("--resume", type=Path, help="run folder to continue from its checkpoints/last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--nproc", type=int, metavar="N",
@@ -61,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
     sub.add_parser("presets", help="list the built-in presets")
+
+    d = sub.add_parser("download", help="download a data set (mnist, fashion-mnist, cifar10) into the data root")
+    d.add_argument("dataset", help="the data set's name")
+    d.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("runs", help="list runs")
     r.add_argument("--root", type=Path, help="runs folder (default: env AFWB_RUNS or the user data dir)")
@@ -87,6 +91,92 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """``--lr``, ``--batch-size``, … for every task/train/monitor setting with a plain value, derived
+    from the sections' schema (help, range and choices included), and ``--set KEY=VALUE`` for any
+    setting (lists, objects, dataset options)."""
+    from .sections import SECTIONS, section_schema
+
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} settings (override the preset's {section}.*)")
+        for name, spec in section_schema(cls).items():
+            if spec.kind not in ("int", "float", "bool", "choice", "str"):
+                continue
+            text = spec.help + (f" ({spec.range_text().strip()})" if spec.range_text() else "")
+            if spec.kind == "bool":
+                group.add_argument(_flag(name), dest=f"set_{section}_{name}", action=argparse.BooleanOptionalAction,
+                                   help=text)
+                continue
+            kwargs: dict[str, Any] = {"dest": f"set_{section}_{name}", "help": text}
+            if spec.kind == "choice":
+                kwargs["metavar"] = "{" + ",".join([str(c) for c in spec.choices] + (
+                    [spec.pattern_text] if spec.pattern_text else [])) + "}"
+                if not spec.pattern:
+                    kwargs["choices"] = spec.choices
+            else:
+                kwargs["metavar"] = {"int": "N", "float": "X", "str": "TEXT"}[spec.kind]
+                if spec.kind != "str":
+                    kwargs["type"] = int if spec.kind == "int" else float
+            group.add_argument(_flag(name), **kwargs)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set any setting by its JSON path, the value as JSON (or plain text): "
+                             "--set task.options.path=data.csv, --set train.milestones=[0.3,0.6], "
+                             "--set train.optimizer_options.rho=0.95; a relative file path is read from the "
+                             "current folder")
+
+
+def _apply_overrides(preset: Any, args: argparse.Namespace) -> None:
+    """Apply the setting flags and ``--set`` to ``preset`` (validated afterwards with the rest)."""
+    import json
+    import os
+
+    from .datasets import DATASETS
+    from .sections import SECTIONS, section_schema
+
+    for section, cls in SECTIONS.items():
+        for name in section_schema(cls):
+            value = getattr(args, f"set_{section}_{name}", None)
+            if value is not None:
+                setattr(getattr(preset, section), name, value)
+    for item in getattr(args, "set", []) or []:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or parts[0] not in SECTIONS:
+            raise CliError(f"--set {item}: write SECTION.KEY=VALUE with SECTION one of {', '.join(SECTIONS)}, "
+                           "e.g. --set train.lr=0.01")
+        schema = section_schema(SECTIONS[parts[0]])
+        if parts[1] not in schema:
+            from .problems import did_you_mean
+
+            raise CliError(f"--set {item}: {parts[0]} has no setting '{parts[1]}'; "
+                           f"{did_you_mean(parts[1], list(schema), known='its settings')}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text  # plain text: a name, a path
+        section = getattr(preset, parts[0])
+        if len(parts) == 2:
+            setattr(section, parts[1], value)
+            continue
+        target = getattr(section, parts[1])
+        if not isinstance(target, dict):
+            raise CliError(f"--set {item}: {parts[0]}.{parts[1]} is not an object; set it whole with "
+                           f"--set {parts[0]}.{parts[1]}=VALUE")
+        for part in parts[2:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise CliError(f"--set {item}: {part} is not an object")
+        entry = DATASETS.get(preset.task.dataset)
+        if (parts[:2] == ["task", "options"] and len(parts) == 3 and entry is not None
+                and parts[2] in entry.path_options and isinstance(value, str) and not os.path.isabs(value)):
+            value = os.path.abspath(os.path.expanduser(value))  # typed here: relative to this folder
+        target[parts[-1]] = value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -100,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return {"train": _train, "eval": _eval, "export": _export, "presets": _presets, "runs": _runs,
-                "reproduce": _reproduce}[args.command](args)
+                "reproduce": _reproduce, "download": _download}[args.command](args)
     except CliError as exc:
         for line in exc.message.splitlines() or [""]:
             print(f"error: {line}", file=sys.stderr)
@@ -225,6 +315,8 @@ class _Progress:
         self.bar = None
         self.pos = 0
         self.last_val: str = ""
+        self.data_bar: Any = None
+        self.data_what = ""
 
     def __call__(self, event: Any) -> None:
         name = type(event).__name__
@@ -257,6 +349,27 @@ class _Progress:
         elif name in ("Finished", "Stopped", "Failed") and self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif name == "DataProgress":
+            self.data(event.what, event.done, event.total)
+
+    def data(self, what: str, done: int, total: int) -> None:
+        """A bar per data step (``decoding images``, ``downloading <file>``), bytes shown scaled."""
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.data_bar is None or self.data_what != what:
+            if self.data_bar is not None:
+                self.data_bar.close()
+            download = what.startswith("downloading")
+            self.data_bar = tqdm(total=total or None, file=sys.stderr, desc=what[:40], leave=False,
+                                 unit="B" if download else "it", unit_scale=download, dynamic_ncols=True)
+            self.data_what = what
+        self.data_bar.update(done - self.data_bar.n)
+        if total and done >= total:
+            self.data_bar.close()
+            self.data_bar = None
+            self.data_what = ""
 
 
 def summary_line(summary: Any) -> str:
@@ -308,12 +421,7 @@ def _train(args: argparse.Namespace) -> int:
         preset = _load_preset_arg(str(resume / "preset.json"))
     else:
         preset = _load_preset_arg(args.preset)
-    if args.epochs is not None:
-        preset.train.epochs = args.epochs
-    if args.device is not None:
-        preset.train.device = args.device
-    if args.limit_train is not None:
-        preset.task.limit_train = args.limit_train
+    _apply_overrides(preset, args)
     _validate(preset)
     if args.nproc is not None and args.nproc > 1:
         _check_launch_devices(preset, args.nproc)
@@ -346,7 +454,8 @@ def _train(args: argparse.Namespace) -> int:
         try:
             run_dir = new_run_dir(root, preset.name)  # reserved: no other run can take this folder
         except (OSError, RuntimeError) as exc:
-            raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
+            raise CliError(f"cannot create a run folder under {root}: {exc}; "
+                           "pass --out with a writable folder") from None
 
     # a rank launched by train --nproc (which prints these itself) stays silent; rank 0 otherwise speaks
     speaks = process.is_main and "AFWB_EVENT_LINK" not in os.environ
@@ -494,7 +603,7 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         data = load_dataset(preset.task, device, args.data_root, args.download, int(preset.train.seed))
     except DataError as exc:
-        raise CliError(str(exc) if isinstance(exc, DataError) and not exc.hint else f"{exc.message}; {exc.hint}") from None
+        raise CliError(str(exc)) from None  # the message and the hint
     model.to(device)
     split = "validation"
     if data.val_size == 0:
@@ -504,7 +613,7 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         batches = data.val_batches(1024)
         n = data.val_size
-    loss_name = str(getattr(preset.task, "loss", "auto"))
+    loss_name = preset.task.loss
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for x, y in batches:
@@ -513,7 +622,8 @@ def _eval(args: argparse.Namespace) -> int:
                 loss_sum += float(F.mse_loss(out.reshape(y.shape), y, reduction="sum")) / max(1, y[0].numel())
             else:
                 if loss_name == "mse":
-                    loss_sum += float(F.mse_loss(out, F.one_hot(y, out.shape[-1]).float(), reduction="sum")) / out.shape[-1]
+                    target = F.one_hot(y, out.shape[-1]).float()
+                    loss_sum += float(F.mse_loss(out, target, reduction="sum")) / out.shape[-1]
                 else:
                     loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
                 correct += int((out.argmax(-1) == y).sum())
@@ -540,9 +650,9 @@ def _export(args: argparse.Namespace) -> int:
     run = path.parent.parent
     input_shape = tuple(getattr(model, "input_shape", ()))
     if not input_shape:
-        from .catalog import dataset_info
+        from .datasets import dataset_info
 
-        input_shape = tuple(dataset_info(preset.task.dataset, preset.task.options).input_shape)
+        input_shape = tuple(dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir).input_shape)
     example = torch.zeros((1, *input_shape))
     suffix = ".pt" if args.format == "torchscript" else ".onnx"
     output = args.output or (run / "export" / f"model{suffix}")
@@ -567,7 +677,8 @@ def _export(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):  # the first failure is the one to report
                 leftover.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise CliError(f"cannot write {output}: {exc.strerror or exc}; pass --output with a writable path") from None
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}; "
+                           "pass --output with a writable path") from None
         raise CliError(f"{args.format} export of {run.name} failed: {type(exc).__name__}: {with_msg}") from None
     print(f"wrote {output}")
     return 0
@@ -582,6 +693,21 @@ def _export_onnx(model: Any, example: Any, path: Path) -> None:
     except TypeError:  # a torch without the ``dynamo`` keyword
         torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .data import DataError, download_dataset
+
+    progress = _Progress(args.quiet)
+    try:
+        folder = download_dataset(args.dataset, args.data_root, progress.data)
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        if progress.data_bar is not None:
+            progress.data_bar.close()
+    print(f"{args.dataset}: {folder}")
+    return 0
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -746,7 +872,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             _check_device(exp.runs[0].preset)
     import time as _time
 
-    out = args.out if args.out is not None else default_runs_root() / f"reproduce-{args.budget}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = _time.strftime("%Y%m%d-%H%M%S")
+    out = args.out if args.out is not None else default_runs_root() / f"reproduce-{args.budget}-{stamp}"
     _writable_root(out)
     try:
         previous = load_results(out)

@@ -1,24 +1,19 @@
 """Data sets as tensors on the training device, sliced into batches there.
 
-Embedded sets (never download): ``digits`` (scikit-learn's 8×8 handwritten digits as 1×8×8
-images in [0, 1]), ``parity`` (n binary inputs, label = parity of the first k: the Going-Deeper
-XOR task), ``checkerboard`` (the HanNet "styled" 2-D problem), ``spirals`` (two interleaved
-spirals) and ``diabetes`` (scikit-learn regression set, inputs and target z-scored).
-
-MNIST-format sets (``mnist``, ``fashion-mnist``) are read from the four standard IDX files
-(gzip or plain) with numpy; ``cifar10`` through torchvision. Each is looked for under the data
-root (``--data-root``; env ``AFWB_DATA``; default the per-user data folder): directly in the
-root, in ``<root>/<name>`` and in torchvision's layout (``<root>/MNIST/raw``,
-``<root>/FashionMNIST/raw``, ``<root>/cifar-10-batches-py``). Nothing is downloaded unless the
-caller passes ``download=True`` (the command line's ``--download``); otherwise a missing set
-raises :class:`DatasetMissing` naming every folder searched.
+:func:`load_dataset` asks the dataset's entry (:mod:`workbench.datasets`) for every sample as numpy
+arrays, then does what every data set shares: the split, the subset, the standardisation and the
+move to the device. The entries: embedded sets (``digits``, ``diabetes``), generated ones
+(``parity``, ``checkerboard``, ``spirals``), downloadable ones (``mnist``, ``fashion-mnist``,
+``cifar10``, looked for under the data root: ``--data-root``, env ``AFWB_DATA``, default the
+per-user data folder; fetched only when ``download=True``, otherwise a missing set raises
+:class:`DatasetMissing` naming every folder searched) and your own (``csv``, ``image-folder``,
+``npz``).
 
 Splits (documented choice):
 
 * ``mnist``, ``fashion-mnist``, ``cifar10``: validation = the official test split;
   ``task.val_split`` is ignored for them.
-* every embedded set (``digits``, ``parity``, ``checkerboard``, ``spirals``, ``diabetes``):
-  ``val_split`` carves a seeded random fraction off the generated/shipped data (0 → no
+* every other set: ``val_split`` carves a seeded random fraction off the data (0 → no
   validation). HanNet's own checkerboard split (1,640 train / 4,921 test of the 81×81 grid, the
   files it ships) is ``options.split = "hannet"`` (``val_split`` is then ignored); ``val_split``
   = 0.75 gives a random split of the same sizes.
@@ -28,18 +23,21 @@ Splits (documented choice):
   resume where they stopped), with the fixed validation part for validation and an epoch of
   n_samples·(1 − val_split) fresh samples. Without it the fixed training part is used.
 
+Standardisation is fitted on the training split only (before ``task.limit_train``), never on the
+validation part. ``task.normalize`` standardises image sets per channel (fixed published
+means/stds for MNIST/Fashion/CIFAR; the training split's for digits, image folders and image
+arrays) and the features of your own tables and arrays (each feature by its training-split mean
+and std); ``diabetes`` is always standardised; the generated 2-D and parity sets are used as
+generated. Regression targets are always standardised by the training split (one mean per target,
+one common scale, so an error converts back to target units exactly: ``target_scale``).
 ``task.limit_train`` keeps a seeded random subset of that many training samples.
-``task.normalize`` standardises image sets per channel (fixed published means/stds for
-MNIST/Fashion/CIFAR, the training set's for digits); tabular/2-D sets are used as generated.
 Augmentations (``crop``, ``hflip``, ``affine``, ``jitter``) run on the device on whole batches.
 """
 from __future__ import annotations
 
 import functools
-import gzip
 import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -48,65 +46,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.catalog import DATASET_OPTIONS
+from workbench.datasets import (DATASETS, DataError, DatasetMissing, LoadCancelled, LoadRequest, Progress, RawData,
+                                check_options, default_options, get_dataset)
+from workbench.datasets.downloadable import read_idx
+from workbench.datasets.generated import hannet_split, make_checkerboard, make_parity, make_spirals
+from workbench.problems import SpecError
+from workbench.sections import AUGMENT_OPTIONS, AUGMENTS, TaskSpec
 
 __all__ = [
     "DatasetMissing",
     "DataError",
+    "LoadCancelled",
     "LoadedData",
     "load_dataset",
+    "download_dataset",
     "default_data_root",
     "read_idx",
     "check_available",
     "hannet_split",
     "make_checkerboard",
+    "make_parity",
+    "make_spirals",
     "EMBEDDED",
     "DOWNLOADABLE",
 ]
 
-EMBEDDED = ("digits", "parity", "checkerboard", "spirals", "diabetes")
-DOWNLOADABLE = ("mnist", "fashion-mnist", "cifar10")
-
-_MNIST_FILES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "val_x": "t10k-images-idx3-ubyte",
-    "val_y": "t10k-labels-idx1-ubyte",
-}
-_TV_FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-_MEAN_STD = {
-    "mnist": ((0.1307,), (0.3081,)),
-    "fashion-mnist": ((0.2860,), (0.3530,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-AUGMENTATIONS = ("crop", "hflip", "affine", "jitter")
-
-
-class DataError(ValueError):
-    """A data set could not be prepared as asked (bad option, unknown name)."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-
-class DatasetMissing(DataError):
-    """The files of a downloadable data set are not on disk and downloading was not allowed."""
-
-    def __init__(self, name: str, searched: Sequence[Path], detail: str = "") -> None:
-        folders = ", ".join(str(p) for p in searched)
-        message = f"data set '{name}' not found; looked in: {folders}"
-        if detail:
-            message += f" ({detail})"
-        hint = ("pass --download (or turn on 'download data sets' in the app's settings), "
-                "or point --data-root at a folder holding the files")
-        super().__init__(message, hint)
-        self.name = name
-        self.searched = [Path(p) for p in searched]
-
-    def __str__(self) -> str:  # one line with the fix
-        return f"{self.message}; {self.hint}"
+#: Data sets that need neither a download nor the user's files.
+EMBEDDED = tuple(name for name, e in DATASETS.items() if e.source in ("embedded", "generated"))
+#: Data sets fetched into the data root on request.
+DOWNLOADABLE = tuple(name for name, e in DATASETS.items() if e.downloads)
+AUGMENTATIONS = AUGMENTS
 
 
 def default_data_root() -> Path:
@@ -130,7 +99,8 @@ class LoadedData:
     (N, output_dim) (regression). ``target_scale`` converts a regression error in stored
     (z-scored) units back into target units (the target's standard deviation; 1.0 otherwise).
     ``batch_mean``/``batch_std``: when set, batches are standardised after augmentation
-    (otherwise the stored tensors are already normalised). ``fresh_parity`` = (n_inputs, k_active)
+    (otherwise the stored tensors are already normalised). ``class_names``: one name per class
+    (classification) or per regression target. ``fresh_parity`` = (n_inputs, k_active)
     makes :attr:`fresh_batches` true: every training batch is then drawn fresh by
     :meth:`fresh_batch` and ``train_x``/``train_y`` only fix the epoch length.
     """
@@ -151,6 +121,7 @@ class LoadedData:
     batch_std: torch.Tensor | None = None
     target_scale: float = 1.0
     notes: dict[str, Any] = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
 
     @property
     def train_size(self) -> int:
@@ -227,10 +198,7 @@ def _rand(shape: Sequence[int], generator: torch.Generator | None, device: torch
 
 @functools.lru_cache(maxsize=None)
 def _augment_defaults(name: str) -> tuple[tuple[str, Any], ...]:
-    from workbench.spec import augment_options_schema
-
-    return tuple((key, spec.default) for key, spec in augment_options_schema()[name].items())
-
+    return tuple((key, spec.default) for key, spec in AUGMENT_OPTIONS[name].items())
 
 def _augment_settings(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """One augmentation's settings: the preset's ``task.augment_options[name]`` over the schema's
@@ -243,7 +211,7 @@ def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Genera
                   options: Mapping[str, Mapping[str, Any]] | None = None) -> torch.Tensor:
     """Apply the named augmentations to an (N, C, H, W) batch in [0, 1], each sample drawn independently.
 
-    ``options`` maps a name to its settings (:func:`workbench.spec.augment_options_schema`; the
+    ``options`` maps a name to its settings (:data:`workbench.sections.AUGMENT_OPTIONS`; the
     defaults are given here):
 
     * ``crop``: zero-pad ``padding`` (4) pixels and crop back at a random offset;
@@ -299,170 +267,10 @@ def augment_batch(x: torch.Tensor, names: Sequence[str], generator: torch.Genera
     return x
 
 
-# ---------------------------------------------------------------------------------------------
-# IDX (MNIST-format) files
-# ---------------------------------------------------------------------------------------------
-#: DEFLATE cannot expand data more than about 1032 : 1, so a .gz of n bytes holds at most this × n.
-_GZIP_MAX_RATIO = 1032
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (``.gz`` or plain) into a numpy array (uint8 data, big-endian header).
-
-    The header's size (the product of its dimensions, in Python integers: no overflow) is checked
-    against the file before any data is read: a plain file must hold exactly that many bytes, a
-    ``.gz`` no more than DEFLATE's ratio allows; then exactly that many bytes are read, so a
-    decompression bomb is never inflated further. A truncated, corrupt or over-long file is a
-    :class:`DataError`."""
-    path = Path(path)
-    gz = str(path).endswith(".gz")
-    retry = "re-download the data set (delete the damaged file first)"
-    try:
-        with (gzip.open if gz else open)(path, "rb") as fh:
-            head = fh.read(4)
-            if len(head) < 4 or head[0] != 0 or head[1] != 0:
-                raise DataError(f"{path} is not an IDX file (bad magic number)", "re-download the data set")
-            dtype_code, ndim = head[2], head[3]
-            dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-            if dtype_code not in dtypes:
-                raise DataError(f"{path}: unknown IDX data type 0x{dtype_code:02x}", "re-download the data set")
-            dtype = np.dtype(dtypes[dtype_code])
-            raw_dims = fh.read(4 * ndim)
-            if len(raw_dims) < 4 * ndim:
-                raise DataError(f"{path} is truncated (its header ends early)", retry)
-            dims = [int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim)]
-            count = math.prod(dims)
-            need = count * dtype.itemsize
-            size = os.path.getsize(path)
-            room = size * _GZIP_MAX_RATIO if gz else size - 4 - 4 * ndim
-            if need > room:
-                what = f"a {size:,}-byte .gz can hold at most {room:,}" if gz else f"the file holds {room:,}"
-                raise DataError(f"{path} is truncated or damaged: its header says {'×'.join(map(str, dims))} = "
-                                f"{count:,} values ({need:,} bytes), but {what}", retry)
-            raw = fh.read(need)
-            if len(raw) < need:
-                raise DataError(f"{path} is truncated ({len(raw) // dtype.itemsize:,} of {count:,} values)", retry)
-            if fh.read(1):
-                raise DataError(f"{path} is damaged: it holds more data than its header's {count:,} values", retry)
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path} cannot be read, it is truncated or corrupt: {exc}", retry) from None
-    return np.frombuffer(raw, dtype=dtype).reshape(tuple(dims)).copy()  # writable: torch.from_numpy needs it
-
-
-def _find_idx_folder(folders: Sequence[Path]) -> dict[str, Path] | None:
-    for folder in folders:
-        found: dict[str, Path] = {}
-        for key, stem in _MNIST_FILES.items():
-            for cand in (folder / stem, folder / (stem + ".gz")):
-                if cand.is_file():
-                    found[key] = cand
-                    break
-        if len(found) == 4:
-            return found
-    return None
-
-
-def _mnist_folders(name: str, root: Path) -> list[Path]:
-    tv = _TV_FOLDER[name]
-    return [root, root / name, root / tv / "raw", root / name / tv / "raw"]
-
-
-def _load_mnist_like(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
-    folders = _mnist_folders(name, root)
-    files = _find_idx_folder(folders)
-    if files is None and download:
-        import torchvision
-
-        cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-        try:
-            for train in (True, False):
-                cls(str(root), train=train, download=True)
-        except Exception as exc:  # network errors and the like
-            raise DataError(f"downloading '{name}' into {root} failed: {exc}",
-                            "check the network connection, or copy the four IDX files into the data root") from exc
-        files = _find_idx_folder(folders)
-    if files is None:
-        raise DatasetMissing(name, folders, "expected the four IDX files train-images-idx3-ubyte[.gz], "
-                                            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-                                            "t10k-labels-idx1-ubyte[.gz]")
-    arrays = {k: read_idx(p) for k, p in files.items()}
-    return arrays["train_x"], arrays["train_y"], arrays["val_x"], arrays["val_y"]
-
-
-def _load_cifar10(root: Path, download: bool) -> tuple[np.ndarray, ...]:
-    folders = [root, root / "cifar10"]
-    base = next((f for f in folders if (f / "cifar-10-batches-py" / "data_batch_1").is_file()), None)
-    if base is None and not download:
-        raise DatasetMissing("cifar10", [f / "cifar-10-batches-py" for f in folders])
-    import torchvision
-
-    base = base or root
-    try:
-        train = torchvision.datasets.CIFAR10(str(base), train=True, download=download)
-        test = torchvision.datasets.CIFAR10(str(base), train=False, download=download)
-    except RuntimeError as exc:
-        raise DatasetMissing("cifar10", [f / "cifar-10-batches-py" for f in folders], str(exc)) from exc
-    except Exception as exc:
-        raise DataError(f"loading 'cifar10' from {base} failed: {exc}",
-                        "check the network connection or re-download the data set") from exc
-    to_chw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
-    return (to_chw(train.data), np.asarray(train.targets), to_chw(test.data), np.asarray(test.targets))
-
 
 # ---------------------------------------------------------------------------------------------
-# Embedded generators
+# Fresh parity batches (drawn on the device)
 # ---------------------------------------------------------------------------------------------
-def _opt(options: Mapping[str, Any], dataset: str, key: str) -> Any:
-    """A dataset option from the preset, else its default from :data:`workbench.catalog.DATASET_OPTIONS`
-    (the one place option defaults are written)."""
-    value = options.get(key)
-    return DATASET_OPTIONS[dataset][key].default if value is None else value
-
-
-def make_parity(n_inputs: int, k_active: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random binary vectors of ``n_inputs`` bits (0/1 floats); label = XOR of the first ``k_active``."""
-    if not 0 <= k_active <= n_inputs:
-        raise DataError(f"parity: k_active must lie in 0..n_inputs ({n_inputs}), got {k_active}",
-                        "set task.options.k_active to at most task.options.n_inputs")
-    bits = rng.integers(0, 2, size=(n, n_inputs))
-    labels = bits[:, :k_active].sum(axis=1) % 2 if k_active else np.zeros(n, dtype=np.int64)
-    return bits.astype(np.float32), labels.astype(np.int64)
-
-
-# HanNet's shipped train/test split of the 81×81 checkerboard grid, as a bitmask over the grid index
-# 81·i + j (point (linspace(-1, 1, 81)[i], linspace(-1, 1, 81)[j]), row-major as make_checkerboard
-# orders it): bit set = one of the 1,640 training points, clear = one of the 4,921 test points.
-# Derived from github.com/yyy32/HanNet checkerboard_experiments/dataset/trainset.txt and testset.txt
-# (commit 09f8dc0, unchanged since 7507e20) by locating every row's (x1, x2) on the grid; only this
-# index list is kept here (the repository has no licence file), not the files. np.packbits order
-# (most significant bit first), base64. The shipped labels (columns 3 and 4, the same 0/1 label
-# twice) equal make_checkerboard(12, 6561) at every one of the 6,561 points.
-_HANNET_TRAIN_MASK = (
-    "BAsQGMZQwkCFCAFEgCyKAVCTKACOdEIVNA0gU1wQFEIAAtCUEoWHIICGICCQBED4ExEYAID4aEg2SMLQJ0KXUgpgGIkUIkgA"
-    "AhlwAMggkAAsMeBAZpAQGAkAI5EhChIIBg5QQxAAoRsZMCYmEMsMF6HARAAApogoAgVIgBAAYGKYdEQQiKSgBgAMAFBRgGQA"
-    "BEAMLJlBQYCyiKgBYUQgAAQRhhLBIwwEIQAARgkiQgIYJpAgiY7EBgwAKGAKOIhIgAAACAKGAZQCAABBioKoCIAQACeRMAIA"
-    "AaABEDCQECZhIELYBAKAhARMIQ9gjAhAqCcpBEcxRQ4BAUUFKsgAAIAIAADANQJAQBNTSgEAhkDAUHi0wIOQAcQtAAYCNCGQ"
-    "ATyQERYQUKEBIIQAUCAQdE2w0SMAAQOCEUIAAUiYECCABNQACR1IcEAABYQwEDQ0jUggaGAQkAALgSmIksICAAgiAAIwOaqB"
-    "ACAcEQCTBJCGRCIwRJEVImhAwVBBIAEGwEEoBRJSipIBECASABHAGxBgkFIySACghQiIFBAQIIAABByYBQJIoNIkwQgCJCQB"
-    "wQSgZGxRAIQOQqAeBBAA4giLLADAoEFhAUGoGlIgAOAIQFqJwwAEAEQQdY4AAmICKoEAooEEAAE4NtCABgRBeEg8AYAB5Igg"
-    "AAETChMBCM0ENBxAIhDEJSSQAiWxABBQhEAKycEQUoKSDAAREgUorACEuAWFEomERiMAgAwgCbMiADhkcCFCyADC00QGCAGA"
-    "BAsCYSAACCgAGMlAKIk1QgQAApIGFFBfASRAYcQABXAYR8VAWHAqCAHpriYACBIUBJCEYIMAACMNlgKSoIRAAYAjADPAxJGh"
-    "JABJAKIAAJAkI0CQAkECoLBhAcOSAEAACRgJECgJKAc1/wEGAAEBAACLcYHKEgDEAVgWhSBXBTJAAGAQBOUcgEllAA+gCgAQ"
-    "KCUAIGEJUkCACAYRAQAChUIDAFAYABoMAAQqAMYBKxU0cYAKAAioEoRAAsDCeTAxKQIEBJUhCQhAIgQEIAFYcQAtWBkwDQAN"
-    "WkaAMCEgBCEADjThAKAKBAAHQAQKWCEGAikigAA="
-)
-
-
-def hannet_split() -> tuple[np.ndarray, np.ndarray]:
-    """Grid indices (ascending) of HanNet's shipped 1,640 training and 4,921 test points."""
-    import base64
-
-    bits = np.unpackbits(np.frombuffer(base64.b64decode("".join(_HANNET_TRAIN_MASK)), dtype=np.uint8))[:81 * 81]
-    train = np.flatnonzero(bits)
-    test = np.flatnonzero(bits == 0)
-    return train, test
-
-
 def parity_batch(n: int, n_inputs: int, k_active: int, generator: torch.Generator | None,
                  device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` fresh parity samples on ``device``: uniform random bits (0/1 floats) and the XOR of the
@@ -472,47 +280,6 @@ def parity_batch(n: int, n_inputs: int, k_active: int, generator: torch.Generato
     labels = bits[:, :k_active].sum(dim=1) % 2
     return bits.float(), labels
 
-
-def make_checkerboard(squares: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """HanNet's styled problem on [-1, 1]²: a ``squares``×``squares`` board of alternating classes
-    over the inner square [-0.9, 0.9)² and a class-0 border.
-
-    ``n_samples`` = 6,561 (= 81²) gives HanNet's exact data: the 81×81 grid of ``linspace(-1, 1, 81)``
-    (``utl.problem(t)`` with t = squares/2 in github.com/yyy32/HanNet ``checkerboard_experiments``;
-    the shipped data set is t = 6, i.e. a 12×12 board of 6-point squares, not the function's default
-    t = 4). Any other count draws that many uniform random points.
-    """
-    if n_samples == 81 * 81:
-        idx = np.arange(81)
-        iu, iv = np.meshgrid(idx, idx, indexing="ij")
-        iu, iv = iu.ravel(), iv.ravel()
-        grid = np.linspace(-1.0, 1.0, 81)
-        x = np.stack([grid[iu], grid[iv]], axis=1).astype(np.float32)
-        inside = (iu >= 4) & (iu < 76) & (iv >= 4) & (iv < 76)
-        cu = np.clip(iu - 4, 0, 71) * squares // 72
-        cv = np.clip(iv - 4, 0, 71) * squares // 72
-    else:
-        x = rng.uniform(-1.0, 1.0, size=(n_samples, 2)).astype(np.float32)
-        inside = (np.abs(x) < 0.9).all(axis=1) | ((x >= -0.9) & (x < 0.9)).all(axis=1)
-        cell = np.floor((x.astype(np.float64) + 0.9) / (1.8 / squares)).astype(np.int64).clip(0, squares - 1)
-        cu, cv = cell[:, 0], cell[:, 1]
-    y = np.where(inside, (cu + cv) % 2, 0).astype(np.int64)
-    return x, y
-
-
-def make_spirals(n: int, n_arms: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n_arms`` interleaved spiral arms (one class each, 1.5 turns, radius up to 1), ``n`` points
-    in total, plus Gaussian ``noise`` (std, input units)."""
-    per = max(1, n // n_arms)
-    turns = 1.5
-    xs, ys = [], []
-    for arm in range(n_arms):
-        t = np.sqrt(rng.random(per))  # radius fraction, denser towards the outside
-        theta = t * turns * 2 * np.pi + 2 * np.pi * arm / n_arms
-        pts = np.stack([t * np.cos(theta), t * np.sin(theta)], axis=1)
-        xs.append(pts + rng.normal(0.0, noise, size=pts.shape))
-        ys.append(np.full(per, arm, dtype=np.int64))
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,127 +295,72 @@ def _split(n: int, val_split: float, rng: np.random.Generator) -> tuple[np.ndarr
     return perm[n_val:], perm[:n_val]
 
 
-def check_available(task: Any, data_root: Path | str | None = None, download: bool = False) -> None:
+def _root(data_root: Path | str | None) -> Path:
+    return Path(data_root).expanduser() if data_root is not None else default_data_root()
+
+
+def check_available(task: TaskSpec, data_root: Path | str | None = None, download: bool = False) -> None:
     """Cheap pre-flight: raise :class:`DatasetMissing` if a downloadable set's files are absent and
-    ``download`` is off (embedded sets always pass). Reads no data."""
-    name = str(_attr(task, "dataset", "digits"))
-    root = Path(data_root).expanduser() if data_root is not None else default_data_root()
-    if download or name in EMBEDDED:
+    ``download`` is off (other sets always pass: :func:`workbench.spec.validate` checks the user's
+    files). Reads no data."""
+    entry = DATASETS.get(task.dataset)
+    if entry is None or download or entry.locate is None:
         return
-    if name in _TV_FOLDER:
-        folders = _mnist_folders(name, root)
-        if _find_idx_folder(folders) is None:
-            raise DatasetMissing(name, folders, "expected the four IDX files (train/t10k images and labels)")
-    elif name == "cifar10":
-        folders = [root, root / "cifar10"]
-        if not any((f / "cifar-10-batches-py" / "data_batch_1").is_file() for f in folders):
-            raise DatasetMissing("cifar10", [f / "cifar-10-batches-py" for f in folders])
+    root = _root(data_root)
+    if entry.locate(root) is None:
+        raise DatasetMissing(entry.name, entry.searched(root) if entry.searched else [root],
+                             "expected the files of its torchvision download")
 
 
-def _attr(task: Any, name: str, default: Any) -> Any:
-    return getattr(task, name, default) if not isinstance(task, Mapping) else task.get(name, default)
+def download_dataset(name: str, data_root: Path | str | None = None, progress: Progress | None = None) -> Path:
+    """Download ``name`` into the data root (torchvision's files, MD5-checked, in its layout) and
+    return the folder holding it. ``progress(what, done, total)`` may raise :class:`LoadCancelled`
+    to stop; nothing half-written is left. A data set that does not download is a :class:`DataError`."""
+    entry = DATASETS.get(name)
+    if entry is None or entry.download is None:
+        raise DataError(f"data set '{name}' is not downloadable", "downloadable: " + ", ".join(DOWNLOADABLE))
+    root = _root(data_root)
+    entry.download(root, progress)
+    found = entry.locate(root) if entry.locate is not None else root
+    return found if found is not None else root
 
 
-def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path | str | None = None,
-                 download: bool = False, seed: int = 0) -> LoadedData:
+def _standardise_columns(xt: np.ndarray, xv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column by the training part's mean and std (a constant column is only centred)."""
+    mx, sx = xt.mean(0), xt.std(0)
+    sx[sx == 0] = 1.0
+    return ((xt - mx) / sx).astype(np.float32), ((xv - mx) / sx).astype(np.float32)
+
+
+def load_dataset(task: TaskSpec, device: torch.device | str = "cpu", data_root: Path | str | None = None,
+                 download: bool = False, seed: int = 0, progress: Progress | None = None) -> LoadedData:
     """Load ``task.dataset`` onto ``device`` as tensors (see the module docstring for the splits).
 
-    Raises :class:`DatasetMissing` (files absent, no download) or :class:`DataError` (bad options).
+    Relative file paths in ``task.options`` are read from ``task.base_dir``. ``progress(what,
+    done, total)`` reports long steps (decoding images, downloading) and may raise
+    :class:`LoadCancelled`. Raises :class:`DatasetMissing` (files absent, no download) or
+    :class:`DataError` (bad options, unreadable data: the message names the file, row or image).
+    Nothing is kept from a load that fails.
     """
     device = torch.device(device)
-    name = str(_attr(task, "dataset", "digits"))
-    options: Mapping[str, Any] = dict(_attr(task, "options", {}) or {})
-    val_split = float(_attr(task, "val_split", 0.1) or 0.0)
-    normalize = bool(_attr(task, "normalize", True))
-    augment = tuple(_attr(task, "augment", ()) or ())
-    augment_options = dict(_attr(task, "augment_options", {}) or {})
-    limit = _attr(task, "limit_train", None)
+    name = task.dataset
+    try:
+        entry = get_dataset(name)
+    except SpecError as exc:
+        raise DataError(exc.problems[0].message, exc.problems[0].fix) from None
+    problems = check_options(name, task.options)
+    if problems:
+        raise DataError(str(problems[0]), "fix task.options")
+    augment = tuple(task.augment or ())
     for a in augment:
         if a not in AUGMENTATIONS:
             raise DataError(f"unknown augmentation '{a}'", f"use one of {', '.join(AUGMENTATIONS)}")
     rng = np.random.default_rng(seed)
-    root = Path(data_root).expanduser() if data_root is not None else default_data_root()
-    task_kind = "classification"
-    target_scale = 1.0
-    image = False
-    mean_std: tuple[Sequence[float], Sequence[float]] | None = None
-    notes: dict[str, Any] = {}
-    fresh_parity: tuple[int, int] | None = None
-
-    if name == "digits":
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        x = (d.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
-        y = d.target.astype(np.int64)
-        tr, va = _split(len(x), val_split, rng)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        image = True
-        if normalize:
-            mean_std = ((float(xt.mean()),), (float(xt.std()) or 1.0,))
-        classes = 10
-    elif name == "parity":
-        n_inputs = int(_opt(options, "parity", "n_inputs"))
-        k_active = int(_opt(options, "parity", "k_active"))
-        x, y = make_parity(n_inputs, k_active, int(_opt(options, "parity", "n_samples")), rng)
-        tr, va = _split(len(x), val_split, rng)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        classes = 2
-        if _opt(options, "parity", "fresh_batches"):
-            fresh_parity = (n_inputs, k_active)
-            notes["split"] = "fresh training batches every step (as the original); validation = a fixed seeded sample"
-        else:
-            notes["split"] = "a fixed seeded sample (the original drew a fresh batch each step)"
-    elif name == "checkerboard":
-        x, y = make_checkerboard(int(_opt(options, "checkerboard", "squares")), int(_opt(options, "checkerboard", "n_samples")), rng)
-        if _opt(options, "checkerboard", "split") == "hannet":
-            if len(x) != 81 * 81:
-                raise DataError(f"checkerboard: split 'hannet' needs the 81×81 grid (n_samples 6561), got {len(x)}",
-                                "set task.options.n_samples to 6561 or split to 'random'")
-            tr, va = hannet_split()
-            notes["split"] = "HanNet's shipped split: 1,640 train / 4,921 test grid points (val_split ignored)"
-        else:
-            tr, va = _split(len(x), val_split, rng)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        classes = 2
-    elif name == "spirals":
-        n_arms = int(_opt(options, "spirals", "n_arms"))
-        x, y = make_spirals(int(_opt(options, "spirals", "n_samples")), n_arms,
-                            float(_opt(options, "spirals", "noise")), rng)
-        tr, va = _split(len(x), val_split, rng)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        classes = n_arms
-    elif name == "diabetes":
-        from sklearn.datasets import load_diabetes
-
-        d = load_diabetes()
-        x = d.data.astype(np.float64)
-        y = d.target.astype(np.float64)[:, None]
-        tr, va = _split(len(x), val_split, rng)
-        mx, sx = x[tr].mean(0), x[tr].std(0)
-        sx[sx == 0] = 1.0
-        my, sy = float(y[tr].mean()), float(y[tr].std()) or 1.0
-        x = ((x - mx) / sx).astype(np.float32)
-        y = ((y - my) / sy).astype(np.float32)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        task_kind, classes, target_scale = "regression", 1, sy
-        notes["target_mean"], notes["target_std"] = my, sy
-    elif name in ("mnist", "fashion-mnist"):
-        xt, yt, xv, yv = _load_mnist_like(name, root, download)
-        xt = xt[:, None]
-        xv = xv[:, None]
-        image, classes = True, 10
-        mean_std = _MEAN_STD[name] if normalize else None
-        notes["split"] = "validation = official test split"
-    elif name == "cifar10":
-        xt, yt, xv, yv = _load_cifar10(root, download)
-        image, classes = True, 10
-        mean_std = _MEAN_STD[name] if normalize else None
-        notes["split"] = "validation = official test split"
-    else:
-        known = ", ".join(EMBEDDED + DOWNLOADABLE)
-        raise DataError(f"unknown data set '{name}'", f"set task.dataset to one of: {known}")
-
+    options = {**default_options(name), **(task.options or {})}
+    raw = entry.load(LoadRequest(name, options, _root(data_root), download, rng, task.base_dir, progress))
+    xt, yt, xv, yv, target_scale, notes = _split_and_scale(raw, float(task.val_split or 0.0), bool(task.normalize), rng)
+    mean_std = _image_mean_std(raw, xt) if raw.image and task.normalize else None
+    limit = task.limit_train
     if limit is not None:
         limit = int(limit)
         if limit < 1:
@@ -656,6 +368,7 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
         if limit < len(xt):
             keep = np.sort(rng.permutation(len(xt))[:limit])
             xt, yt = xt[keep], yt[keep]
+    classification = raw.task == "classification"
 
     def to_x(a: np.ndarray | None) -> torch.Tensor | None:
         if a is None or len(a) == 0:
@@ -669,15 +382,18 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
         if a is None or len(a) == 0:
             return None
         t = torch.from_numpy(np.ascontiguousarray(a))
-        return (t.long() if task_kind == "classification" else t.float()).to(device)
+        return (t.long() if classification else t.float()).to(device)
 
     train_x, train_y = to_x(xt), to_y(yt)
     val_x, val_y = to_x(xv), to_y(yv)
     if train_x is None or train_y is None:
         raise DataError(f"data set '{name}' has no training samples after the split",
                         "lower task.val_split or raise task.limit_train")
+    if raw.image and task.normalize and raw.norm == "channels":  # fitted on the training tensor
+        dims = (0, *range(2, train_x.dim()))
+        mean_std = (train_x.mean(dim=dims).tolist(), [s or 1.0 for s in train_x.std(dim=dims, unbiased=False).tolist()])
     batch_mean = batch_std = None
-    if image and mean_std is not None:
+    if raw.image and mean_std is not None:
         c = train_x.shape[1]
         mean = torch.tensor(mean_std[0], device=device, dtype=torch.float32).reshape(1, -1, 1, 1).expand(1, c, 1, 1)
         std = torch.tensor(mean_std[1], device=device, dtype=torch.float32).reshape(1, -1, 1, 1).expand(1, c, 1, 1)
@@ -687,11 +403,52 @@ def load_dataset(task: Any, device: torch.device | str = "cpu", data_root: Path 
             train_x = train_x.sub_(mean).div_(std)
             if val_x is not None:
                 val_x = val_x.sub_(mean).div_(std)
-    if augment and not image:
+    if augment and not raw.image:
         raise DataError(f"augmentations {list(augment)} need an image data set, '{name}' is not one",
                         "clear task.augment")
+    output_dim = len(raw.names) if classification else int(train_y.shape[1])
     return LoadedData(
-        name=name, task=task_kind, input_shape=tuple(train_x.shape[1:]), output_dim=classes,
+        name=name, task=raw.task, input_shape=tuple(train_x.shape[1:]), output_dim=output_dim,
         train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, device=device,
-        augment=augment, augment_options=augment_options, fresh_parity=fresh_parity, batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
+        augment=augment, augment_options=dict(task.augment_options or {}), fresh_parity=raw.fresh_parity,
+        batch_mean=batch_mean, batch_std=batch_std, target_scale=target_scale, notes=notes,
+        class_names=tuple(raw.names),
     )
+
+
+def _split_and_scale(raw: RawData, val_split: float, normalize: bool, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, dict[str, Any]]:
+    """The training and validation parts (the official split, the entry's, or a seeded random
+    one), features and regression targets standardised with the training part's statistics."""
+    notes = dict(raw.notes)
+    if raw.val_x is not None and raw.val_y is not None:
+        xt, yt, xv, yv = raw.x, raw.y, raw.val_x, raw.val_y
+    else:
+        tr, va = raw.split if raw.split is not None else _split(len(raw.x), val_split, rng)
+        xt, yt, xv, yv = raw.x[tr], raw.y[tr], raw.x[va], raw.y[va]
+    if raw.norm == "features_always" or (raw.norm == "features" and normalize):
+        xt, xv = _standardise_columns(xt, xv)
+    target_scale = 1.0
+    if raw.task == "regression":
+        if yt.shape[1] == 1:  # one target: its mean and std
+            my: Any = float(yt.mean())
+            scale = float(yt.std()) or 1.0
+            notes["target_mean"] = my
+        else:  # a mean per target, one common scale: the root of the mean variance
+            my = yt.mean(0)
+            scale = math.sqrt(float(yt.var(0).mean())) or 1.0
+            notes["target_mean"] = [float(m) for m in my]
+        yt, yv = ((yt - my) / scale).astype(np.float32), ((yv - my) / scale).astype(np.float32)
+        target_scale = scale
+        notes["target_std"] = scale
+    return xt, yt, xv, yv, target_scale, notes
+
+
+def _image_mean_std(raw: RawData, xt: np.ndarray) -> tuple[Sequence[float], Sequence[float]] | None:
+    """Per-channel mean and std for images, before any subset: the published ones, or one over all
+    training pixels (``pixels``); ``channels`` is fitted on the device tensor by the caller."""
+    if raw.norm == "published":
+        return raw.mean_std
+    if raw.norm == "pixels":
+        return (float(xt.mean()),), (float(xt.std()) or 1.0,)
+    return None

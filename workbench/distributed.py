@@ -231,13 +231,13 @@ class DDPProcess(ProcessContext):
         broadcasts rank 0's parameters and buffers at construction, so every rank starts alike.
         ``unused_parameters``: some parameters take no part in some steps (InfiniteDepth runs only
         ⌈w⌉ of its sub-layers): DDP then looks for them after each forward."""
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        from torch.nn.parallel import DistributedDataParallel
 
         assert self._device is not None
         target = _TrainForward(model, reg_modules)
         ids = [self._device.index] if self._device.type == "cuda" else None
-        return DDP(target, device_ids=ids, output_device=ids[0] if ids else None,
-                   find_unused_parameters=unused_parameters)
+        return DistributedDataParallel(target, device_ids=ids, output_device=ids[0] if ids else None,
+                                       find_unused_parameters=unused_parameters)
 
     # -- per step and per emit -------------------------------------------------------------------
     def shard(self, start: int, stop: int) -> tuple[int, int]:

@@ -3,8 +3,8 @@
 A run launched by :mod:`workbench.launch` (``python main.py train --nproc N``, or the app's "all N
 GPUs (DDP)") trains in torchrun's worker processes, not in the launcher. Rank 0 connects back to
 the launcher over a local TCP socket and sends every event it would hand to a local ``on_event``
-— ``RunStarted``, ``Metrics``, ``EpochEnd``, the final event, and any registered hook event — as one
-JSON line each; the launcher turns the lines back into the same frozen dataclasses, so its
+— ``DataProgress``, ``RunStarted``, ``Metrics``, ``EpochEnd``, the final event, and any registered
+hook event — as one JSON line each; the launcher turns the lines back into the same frozen dataclasses, so its
 listeners (the app's worker thread, the command line's progress bar) cannot tell the difference.
 The other direction carries the launcher's commands to rank 0: ``stop``, ``pause``, ``resume``
 (the ranks then agree on them at the next emit, see :mod:`workbench.distributed`). A link that
@@ -58,8 +58,8 @@ def register_event(cls: type) -> type:
     return cls
 
 
-for _cls in (_events.RunSummary, _events.RunStarted, _events.Metrics, _events.EpochEnd, _events.Finished,
-             _events.Stopped, _events.Failed):
+for _cls in (_events.RunSummary, _events.DataProgress, _events.RunStarted, _events.Metrics, _events.EpochEnd,
+             _events.Finished, _events.Stopped, _events.Failed):
     register_event(_cls)
 
 

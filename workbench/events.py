@@ -127,6 +127,17 @@ def _typed(name: str, value: Any, annotation: str) -> Any:
 
 
 @dataclass(frozen=True)
+class DataProgress:
+    """Sent while the run prepares its data, before :class:`RunStarted`: ``done`` of ``total``
+    units of the step ``what`` are finished (``"decoding images"``: images; ``"downloading
+    <file>"``: bytes, ``total`` 0 when the server does not say)."""
+
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """Sent once, before the first step. ``layer_names`` are the model's top-level children
     (``0_ZConv2d``, ``1_SoftPool2d``, ...) in order; ``depth_layers`` and ``hardness_layers``
@@ -160,8 +171,9 @@ class Metrics:
 
     ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit;
     ``seconds`` is the run's training wall-clock time so far (pauses and validation excluded;
-    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
-    ``InfiniteDepth`` layers nested in a container the key is the dotted module path.
+    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level
+    layer name (``3_ZLinear``); for ``InfiniteDepth`` layers nested in a container the key is the
+    dotted module path.
     """
 
     step: int
@@ -251,5 +263,5 @@ class Failed:
     summary: RunSummary
 
 
-Event = Union[RunStarted, Metrics, EpochEnd, Finished, Stopped, Failed]
+Event = Union[DataProgress, RunStarted, Metrics, EpochEnd, Finished, Stopped, Failed]
 FinalEvent = Union[Finished, Stopped, Failed]

@@ -89,7 +89,8 @@ class Probes:
         self.owner = owner
         self.n_layers = len(self.layer_names)
         # parameters are listed layer by layer, so each layer owns one contiguous slice
-        self._spans = [(name, owner.index(i) if i in owner else 0, (len(owner) - owner[::-1].index(i)) if i in owner else 0)
+        self._spans = [(name, owner.index(i) if i in owner else 0,
+                        (len(owner) - owner[::-1].index(i)) if i in owner else 0)
                        for i, name in enumerate(self.layer_names)]
         self.last_mask: tuple[bool, ...] | None = None
         self._detached = [p.detach() for p in params]  # views sharing storage: always current values
@@ -155,7 +156,7 @@ class Probes:
     def decode(self, flat: Sequence[float], mask: tuple[bool, ...] | None = None) -> ProbeValues:
         """Turn a host copy of :meth:`capture`'s vector into named per-layer mappings. ``mask``
         says which parameters had a gradient (None: all of them)."""
-        L = self.n_layers
+        L = self.n_layers  # noqa: N806 - the layer count, as in the docstrings
         names = self.layer_names
         owner = self.owner
         if mask is None:  # every parameter has a gradient: contiguous per-layer slices, C-level hypot
@@ -197,7 +198,7 @@ class Probes:
 def _has_attr(mod: nn.Module, name: str) -> bool:
     try:
         return name in dir(type(mod)) or name in mod.__dict__ or name in mod._parameters
-    except Exception:
+    except Exception:  # noqa: BLE001 - a module whose attributes cannot be listed has none we probe
         return False
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from workbench.spec import Problem, SpecError, unknown_key_problem
+from workbench.params import ParamSpec
+from workbench.problems import Problem, SpecError, shown_value, unknown_key_problem
 
 __all__ = [
     "ParamSpec", "LayerEntry", "BuildContext", "ShapeError", "FAMILIES", "REGISTRY", "get_entry",
@@ -27,89 +28,6 @@ __all__ = [
 
 Shape = tuple[int, ...]
 FAMILIES = ("Z layers", "Han layers", "Π-Net", "Twist", "Infinite depth", "Vanilla", "Containers")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A typed parameter: ``kind`` int|float|bool|choice|str, a default, a range or choices, a help line.
-
-    ``placeholders`` lists the strings allowed in place of a number (``"same"``, ``"classes"``)."""
-
-    name: str
-    kind: Literal["int", "float", "bool", "choice", "str"]
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] = ()
-    placeholders: tuple[str, ...] = ()
-
-    def check(self, value: Any) -> tuple[str, str] | None:
-        """``None`` if ``value`` is acceptable, else ``(message, fix)``."""
-        if isinstance(value, str) and value in self.placeholders:
-            return None
-        shown = shown_value(value)
-        kind = self.kind
-        allowed = f' or {" / ".join(repr(p) for p in self.placeholders)}' if self.placeholders else ""
-        if kind == "bool":
-            if not isinstance(value, bool):
-                return f"{self.name} must be true or false, got {shown}", f"set {self.name} to true or false"
-            return None
-        if kind == "choice":
-            if value not in self.choices or isinstance(value, bool) != any(isinstance(c, bool) for c in self.choices):
-                opts = ", ".join(repr(c) for c in self.choices)
-                return f"{self.name} must be one of {opts}, got {shown}", f"pick one of {opts}"
-            return None
-        if kind == "str":
-            if not isinstance(value, str):
-                return f"{self.name} must be a string, got {shown}", f'write "{self.name}": "..."'
-            return None
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, float) and value.is_integer():
-                    return (f"{self.name} must be a whole number, got {shown}",
-                            f"write {int(value)} without the decimal point")
-                return (f"{self.name} must be a whole number{allowed}, got {shown}",
-                        f"set {self.name} to an integer{self._range_text()}")
-        elif kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return (f"{self.name} must be a number{allowed}, got {shown}",
-                        f"set {self.name} to a number{self._range_text()}")
-            try:
-                finite = math.isfinite(value)  # an int beyond float's range raises here
-            except OverflowError:  # compared exactly with the range below, when there is one
-                if self.max is None:
-                    return (f"{self.name} = {shown} is too large for a number",
-                            f"set {self.name} to a number{self._range_text()}")
-                finite = True
-            if not finite:
-                return f"{self.name} must be finite, got {shown}", f"set {self.name} to a finite number"
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return (f"{self.name} = {shown} is out of range{self._range_text()}",
-                    f"set {self.name}{self._range_text(short=True)}")
-        return None
-
-    def _range_text(self, short: bool = False) -> str:
-        lo, hi = self.min, self.max
-        if lo is None and hi is None:
-            return ""
-        fmt = (lambda v: f"{int(v)}" if self.kind == "int" else f"{v:g}")
-        if lo is not None and hi is not None:
-            return f" between {fmt(lo)} and {fmt(hi)}"
-        if lo is not None:
-            return f" ≥ {fmt(lo)}"
-        return f" ≤ {fmt(hi)}"
-
-
-def shown_value(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` for a message, cut to ``limit`` characters; a huge integer by its digit count."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
-        try:
-            return f"a {len(str(abs(value)))}-digit number"
-        except ValueError:  # beyond Python's int-to-text limit
-            return f"a number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ShapeError(ValueError):
@@ -289,8 +207,9 @@ def _entry(type: str, family: str, summary: str, equation: str, paper: str, para
     return entry
 
 
-def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
-       choices: Sequence[Any] = (), placeholders: Sequence[str] = ()) -> ParamSpec:
+def _P(  # noqa: N802 - a short name: it fills the declaration tables
+        name: str, kind: str, default: Any, help: str, lo: float | None = None, hi: float | None = None,
+        choices: Sequence[Any] = (), placeholders: Sequence[str] = ()) -> ParamSpec:
     return ParamSpec(name, kind, default, help, lo, hi, tuple(choices), tuple(placeholders))
 
 
@@ -329,7 +248,8 @@ _ROUTES = _P("routes", "int", 4, "parallel routes merged by the learned soft mea
 _PER_ROUTE = _P("per_route_hardness", "bool", True, "one hardness per (output, route) instead of per output")
 _SHARE = _P("share_weights", "bool", True, "values also gate the soft mean (False: a second layer gives the "
             "gate logits, 2× memory)")
-_Z_PAPER = "Zain (ZdsAlpha), “Z layers: a new kind of activation-free layer”, 2020–2021, github.com/ZdsAlpha/Z (no paper)"
+_Z_PAPER = ("Zain (ZdsAlpha), “Z layers: a new kind of activation-free layer”, 2020–2021, github.com/ZdsAlpha/Z "
+            "(no paper)")
 _HAN_PAPER = ("Yueyao Yu, Yin Zhang, “Householder-Absolute Neural Layers For High Variability and Deep "
               "Trainability” (later “A Lightweight and Gradient-Stable Neural Layer”), 2021, arXiv 2106.04088")
 _PI_PAPER = ("Grigorios Chrysos, Stylianos Moschoglou, Giorgos Bouritsas, Yannis Panagakis, Jiankang Deng, "
@@ -337,7 +257,8 @@ _PI_PAPER = ("Grigorios Chrysos, Stylianos Moschoglou, Giorgos Bouritsas, Yannis
 _TWIST_PAPER = "Yao Liu, “ResNet with a twist”, 2020, github.com/liuyao12/pytorch-cifar (notebooks; no paper)"
 _DEPTH_PAPER = ("Benjamin Meier, “Going Deeper: Infinite Deep Neural Networks”, ZHAW, 2017, "
                 "github.com/kutoga/going_deeper (no arXiv)")
-_TORCH = "PyTorch torch.nn (Paszke et al., “PyTorch: An Imperative Style, High-Performance Deep Learning Library”, NeurIPS 2019, arXiv 1912.01703)"
+_TORCH = ("PyTorch torch.nn (Paszke et al., “PyTorch: An Imperative Style, High-Performance Deep Learning Library”, "
+          "NeurIPS 2019, arXiv 1912.01703)")
 
 
 # Z layers --------------------------------------------------------------------------------------------
@@ -484,7 +405,8 @@ _TWIST_INIT = _P("twist_init", "choice", "zero", "zero: start as the plain convo
                  "random twist (PyTorch's conv init, projected to its odd part)", choices=("zero", "random"))
 _entry("TwistConv2d", "Twist", "Convolution whose coefficients vary affinely with position (PDE view)",
        "y = K∗x + X⊙(Kₓ∗x) + Y⊙(K_y∗x),  Kₓ odd under 180°,  K_y = rot90(Kₓ, −1)", _TWIST_PAPER,
-       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1), _P("bias", "bool", False, "learn an additive bias"),
+       [_out_channels(16), _kernel(3, odd=True), _stride(), _padding(1),
+        _P("bias", "bool", False, "learn an additive bias"),
         _TWIST_INIT],
        ("out_channels", "kernel_size", "stride"), _twist_conv_shape, _twist_conv_build)
 

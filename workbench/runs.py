@@ -425,7 +425,8 @@ class RunWriter:
             os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
-    def open(self, preset: Any, summary: RunSummary, *, resume: bool = False, keep_until_step: int | None = None) -> None:
+    def open(self, preset: Any, summary: RunSummary, *, resume: bool = False,
+             keep_until_step: int | None = None) -> None:
         """Claim the folder (if not yet), write ``preset.json`` and the "running" summary, open ``metrics.jsonl``.
 
         On ``resume`` the metrics file is appended to, after dropping a torn last line and every

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Schedule", "make_schedule", "exp_curve_factor", "step_milestones", "SCHEDULERS"]
+from workbench.sections import SCHEDULERS, TrainSpec
 
-SCHEDULERS = ("none", "step", "cosine", "onecycle", "exp_curve")
+__all__ = ["Schedule", "make_schedule", "exp_curve_factor", "step_milestones", "SCHEDULERS"]
 
 
 def exp_curve_factor(epoch: int, peak_epoch: float) -> float:
@@ -73,23 +73,22 @@ def _plain_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not callable(v)}
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, train: Any, steps_per_epoch: int) -> Schedule:
+def make_schedule(optimizer: torch.optim.Optimizer, train: TrainSpec, steps_per_epoch: int) -> Schedule:
     """Build the schedule named by ``train.scheduler`` for ``train.epochs`` × ``steps_per_epoch`` steps."""
-    name = getattr(train, "scheduler", "none")
-    epochs = int(getattr(train, "epochs", 1))
-    total_steps = max(1, epochs * max(1, steps_per_epoch))
+    name = train.scheduler
+    total_steps = max(1, int(train.epochs) * max(1, steps_per_epoch))
     sched = torch.optim.lr_scheduler
     if name == "none":
         return Schedule(None, per_step=False)
     if name == "step":
-        milestones = step_milestones(list(getattr(train, "milestones", [0.5, 0.75])), total_steps)
+        milestones = step_milestones(list(train.milestones), total_steps)
         return Schedule(sched.MultiStepLR(optimizer, milestones=milestones, gamma=float(train.gamma)), per_step=True)
     if name == "cosine":
         return Schedule(sched.CosineAnnealingLR(optimizer, T_max=total_steps), per_step=True)
     if name == "onecycle":
         return Schedule(sched.OneCycleLR(optimizer, max_lr=float(train.lr), total_steps=total_steps), per_step=True)
     if name == "exp_curve":
-        peak = float(getattr(train, "peak_epoch", 5.0))
+        peak = float(train.peak_epoch)
         exp_curve_factor(0, peak)  # validates peak
         return Schedule(sched.LambdaLR(optimizer, lr_lambda=_ExpCurve(peak)), per_step=False)
     raise ValueError(f"unknown train.scheduler '{name}'; use one of {', '.join(SCHEDULERS)}")

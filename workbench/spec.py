@@ -7,98 +7,51 @@ the *structure* (objects where objects belong, no unknown keys, every layer has 
 shapes) and returns every problem at once, each with a JSON path and a fix, so an editor can show a
 half-finished network. :func:`build_model` refuses an invalid preset with a :class:`SpecError`.
 
-This module imports neither torch nor the registry at import time; both are imported lazily by the
-functions that need them.
+The ``task``/``train``/``monitor`` sections and their schema live in :mod:`workbench.sections`, the
+datasets in :mod:`workbench.datasets`. A file path in the dataset options may be relative: it is
+read from the preset file's folder (``task.base_dir``, set by :func:`load_preset`), and
+:func:`save_preset` rewrites it for the folder it saves into.
+
+This module imports neither torch nor the layer registry at import time; both are imported lazily
+by the functions that need them.
 """
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .datasets import DATASETS, check_options, dataset_info, portable_path, resolve_path
 from .fileio import atomic_write_text
+from .problems import Problem, SpecError, did_you_mean, unknown_key_problem
+from .sections import (AUGMENT_OPTIONS, AUGMENTS, DEVICES, LOSSES, OPTIMIZER_OPTIONS, OPTIMIZERS, PRECISIONS,
+                       SCHEDULERS, SECTIONS, MonitorSpec, TaskSpec, TrainSpec, check_monitor, check_task,
+                       check_train, section_schema)
 
-if TYPE_CHECKING:  # the reproduction section's dataclasses (workbench.protocol imports this module)
-    from .protocol import Reproduction
+if TYPE_CHECKING:  # the reproduction section's dataclasses
+    from .reproduction import Reproduction
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "Problem", "SpecError", "LayerSpec", "ModelSpec", "TaskSpec", "TrainSpec",
     "MonitorSpec", "Preset", "LayerShape", "ShapeReport", "upgrade", "preset_from_dict",
     "preset_to_dict", "loads_preset", "dumps_preset", "load_preset", "save_preset", "validate",
     "infer_shapes", "build_model", "layer_names", "layer_name", "layer_path", "unknown_key_problem",
-    "optimizer_options_schema", "augment_options_schema", "check_option_values",
+    "OPTIMIZERS", "SCHEDULERS", "DEVICES", "PRECISIONS", "LOSSES", "AUGMENTS", "OPTIMIZER_OPTIONS",
+    "AUGMENT_OPTIONS", "data_paths_for",
 ]
 
 FORMAT_VERSION = 1
 FORMAT = f"afwb.preset/{FORMAT_VERSION}"
 _FORMAT_RE = re.compile(r"^afwb\.preset/(\d+)$")
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
-SCHEDULERS = ("none", "step", "cosine", "onecycle", "exp_curve")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-_NUMBERED_GPU = re.compile(r"cuda:\d+")  # also a device: one GPU of several (resolve_device checks it)
-PRECISIONS = ("fp32", "bf16")
-LOSSES = ("auto", "cross_entropy", "mse")
-AUGMENTS = ("crop", "hflip", "affine", "jitter")
-
-
-# --------------------------------------------------------------------------------------------- errors
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a preset: where (a JSON path such as ``model.layers[3].params.routes``),
-    what (``message``) and how to fix it (``fix``, may be empty)."""
-
-    path: str
-    message: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        tail = f"; {self.fix}" if self.fix else ""
-        return f"{where}{self.message}{tail}"
-
-
-class SpecError(ValueError):
-    """A user-caused problem with a preset; ``problems`` lists every one, ``str(e)`` one line each."""
-
-    def __init__(self, problems: Problem | str | Sequence[Problem], fix: str = "") -> None:
-        if isinstance(problems, str):
-            problems = [Problem("", problems, fix)]
-        elif isinstance(problems, Problem):
-            problems = [problems]
-        self.problems: list[Problem] = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems) or "invalid preset")
-
-
-def _closest(word: str, options: Sequence[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(str(word), list(options), n=n, cutoff=0.5)
-
-
-def unknown_key_problem(path: str, key: Any, known: Sequence[str], *, kind: str, owner: str,
-                        where: str | None = None) -> Problem:
-    """``unknown <kind> '<key>' for <where>`` with a fix naming the closest known keys, or all of them
-    (``<owner> takes: …``), or saying that ``owner`` takes none. ``where`` defaults to ``owner``."""
-    close = _closest(str(key), known, n=2)
-    if close:
-        fix = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-    elif known:
-        fix = f"{owner} takes: " + ", ".join(known)
-    else:
-        fix = f"{owner} takes no {kind}s; remove it"
-    return Problem(path, f"unknown {kind} '{key}' for {where or owner}", fix)
-
 
 def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = _closest(word, options)
-    if close:
-        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-    return "known: " + ", ".join(options)
+    return did_you_mean(word, options)
 
 
 # ---------------------------------------------------------------------------------------- dataclasses
@@ -122,62 +75,9 @@ class ModelSpec:
 
 
 @dataclass
-class TaskSpec:
-    """What to learn: the dataset and how it is fed (batch size in samples, validation fraction).
-
-    ``augment_options`` maps an augmentation named in ``augment`` to its settings, e.g.
-    ``{"affine": {"translate": 0.3}}`` (see :func:`augment_options_schema`; unset keys keep their defaults).
-    """
-
-    dataset: str = "digits"
-    batch_size: int = 128
-    val_split: float = 0.1
-    loss: str = "auto"
-    normalize: bool = True
-    augment: list[str] = field(default_factory=list)
-    augment_options: dict[str, Any] = field(default_factory=dict)
-    limit_train: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainSpec:
-    """How to learn: optimiser, learning rate and its schedule, epochs, seed, device, precision.
-
-    ``milestones`` are fractions of all optimiser steps (step scheduler, stepped after every
-    step); ``optimizer_options`` holds the chosen optimiser's own settings (see
-    :func:`optimizer_options_schema`; unset keys keep PyTorch's defaults); ``peak_epoch`` shapes the
-    ``exp_curve`` schedule lr·e·(x/p)·exp(−x/p) with x = epoch + 1; ``grad_clip`` 0 means off.
-    """
-
-    optimizer: str = "adam"
-    optimizer_options: dict[str, Any] = field(default_factory=dict)
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    epochs: int = 10
-    scheduler: str = "none"
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    gamma: float = 0.1
-    peak_epoch: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    grad_clip: float = 0.0
-
-
-@dataclass
-class MonitorSpec:
-    """Probe cadence (every ``every_steps`` optimiser steps) and whether checkpoints are written."""
-
-    every_steps: int = 10
-    checkpoints: bool = True
-
-
-@dataclass
 class Preset:
     """A whole preset document; ``reproduction`` is the optional protocol of the published
-    experiment it re-creates (:mod:`workbench.protocol`)."""
+    experiment it re-creates (:mod:`workbench.reproduction`, applied by :mod:`workbench.protocol`)."""
 
     name: str = "Untitled"
     description: str = ""
@@ -190,7 +90,7 @@ class Preset:
     reproduction: Reproduction | None = None
 
 
-_SECTIONS: dict[str, type] = {"task": TaskSpec, "train": TrainSpec, "monitor": MonitorSpec}
+_SECTIONS: dict[str, type] = SECTIONS
 _TOP_KEYS = ("format", "name", "description", "reference", "task", "model", "train", "monitor", "reproduction")
 _LAYER_KEYS = ("type", "params", "body", "trainable")
 
@@ -231,6 +131,9 @@ def _plain(value: Any) -> Any:
 
 
 def _float_fields(cls: type) -> set[str]:
+    """Fields of ``cls`` that hold floats (an int written there is read as a float)."""
+    if is_dataclass(cls) and cls in SECTIONS.values():
+        return {key for key, spec in section_schema(cls).items() if spec.kind == "float"}
     return {f.name for f in fields(cls) if f.type in ("float", float)}
 
 
@@ -241,13 +144,13 @@ def _section_from_dict(name: str, cls: type, data: Any, problems: list[Problem])
         problems.append(Problem(name, f"'{name}' must be an object, got {type(data).__name__}",
                                 f'write "{name}": {{...}} or leave it out for the defaults'))
         return cls()
-    known = [f.name for f in fields(cls)]
+    schema = section_schema(cls)
     floats = _float_fields(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in known:
+        if key not in schema:
             problems.append(Problem(f"{name}.{key}", f"unknown key '{key}' in {name}",
-                                    _did_you_mean(key, known)))
+                                    _did_you_mean(key, list(schema))))
             continue
         if key in floats and isinstance(value, int) and not isinstance(value, bool):
             try:
@@ -360,7 +263,7 @@ def preset_from_dict(d: Mapping[str, Any]) -> Preset:
                     layers.append(layer)
     reproduction = None
     if doc.get("reproduction") is not None:
-        from .protocol import reproduction_from_dict
+        from .reproduction import reproduction_from_dict
 
         reproduction = reproduction_from_dict(doc["reproduction"], problems)
     if problems:
@@ -382,7 +285,7 @@ def _layer_to_dict(layer: LayerSpec) -> dict[str, Any]:
 
 
 def _section_to_dict(section: Any) -> dict[str, Any]:
-    return {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+    return {key: _plain(getattr(section, key)) for key in section_schema(type(section))}
 
 
 def preset_to_dict(p: Preset) -> dict[str, Any]:
@@ -401,7 +304,7 @@ def preset_to_dict(p: Preset) -> dict[str, Any]:
         "monitor": _section_to_dict(p.monitor),
     }
     if p.reproduction is not None:
-        from .protocol import reproduction_to_dict
+        from .reproduction import reproduction_to_dict
 
         out["reproduction"] = reproduction_to_dict(p.reproduction)
     return out
@@ -440,7 +343,8 @@ def _format_json(value: Any, indent: int, prefix_len: int) -> str:
 
     Deterministic (a function of the value only), so load → save → load is byte-identical."""
     inline = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
-    if not isinstance(value, (dict, list)) or not value or (indent > 0 and indent + prefix_len + len(inline) <= _LINE_WIDTH):
+    fits = indent > 0 and indent + prefix_len + len(inline) <= _LINE_WIDTH
+    if not isinstance(value, (dict, list)) or not value or fits:
         return inline
     pad = " " * (indent + 2)
     if isinstance(value, dict):
@@ -465,9 +369,14 @@ def _format_json(value: Any, indent: int, prefix_len: int) -> str:
     return open_ + "\n" + ",\n".join(items) + "\n" + " " * indent + close
 
 
-def dumps_preset(p: Preset) -> str:
+def dumps_preset(p: Preset, folder: str | os.PathLike[str] | None = None) -> str:
     """The canonical text of ``p``: 2-space indent (short objects and lists on one line, at most
-    100 columns), stable key order, UTF-8 text, trailing newline."""
+    100 columns), stable key order, UTF-8 text, trailing newline.
+
+    ``folder``: where the text will be saved; relative data paths are rewritten for it (see
+    :func:`data_paths_for`)."""
+    if folder is not None:
+        p = data_paths_for(p, folder)
     try:
         return _format_json(preset_to_dict(p), 0, 0) + "\n"
     except (TypeError, ValueError, RecursionError) as exc:
@@ -476,7 +385,8 @@ def dumps_preset(p: Preset) -> str:
 
 
 def load_preset(path: str | os.PathLike[str]) -> Preset:
-    """Read a preset file (structure checked; call :func:`validate` for values)."""
+    """Read a preset file (structure checked; call :func:`validate` for values). Relative data
+    paths in it are read from the file's folder (``task.base_dir``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -484,15 +394,41 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
         raise SpecError(Problem("", f"preset file not found: {path}", "check the path, or list built-ins "
                                                                        "with `python main.py presets`")) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(Problem("", f"cannot read preset {path}: {exc}", "check the file and its permissions")) from None
-    return loads_preset(text, source=str(path))
+        raise SpecError(Problem("", f"cannot read preset {path}: {exc}",
+                                "check the file and its permissions")) from None
+    preset = loads_preset(text, source=str(path))
+    preset.task.base_dir = path.parent.resolve()
+    return preset
 
 
 def save_preset(p: Preset, path: str | os.PathLike[str]) -> None:
     """Write ``p`` to ``path`` atomically: a temp file in the same folder, fsync, then ``os.replace``.
 
-    If anything fails the temp file is removed and an existing file at ``path`` is left untouched."""
-    atomic_write_text(path, dumps_preset(p))
+    Relative data paths are rewritten for ``path``'s folder (:func:`data_paths_for`). If anything
+    fails the temp file is removed and an existing file at ``path`` is left untouched."""
+    atomic_write_text(path, dumps_preset(p, Path(path).parent))
+
+
+def data_paths_for(p: Preset, folder: str | os.PathLike[str]) -> Preset:
+    """``p`` as it should be written into ``folder``: each file or folder named by a dataset option
+    stays relative when it lies inside ``folder`` (relative to it, so a preset and its data can be
+    shared together), else becomes absolute (a run folder's ``preset.json`` finds the data wherever
+    the run folder is). ``task.base_dir`` becomes ``folder``. Returns ``p`` itself when nothing
+    changes."""
+    entry = DATASETS.get(p.task.dataset) if isinstance(p.task.dataset, str) else None
+    options = p.task.options
+    if entry is None or not entry.path_options or not isinstance(options, Mapping):
+        return p
+    target = Path(os.path.abspath(Path(folder).expanduser()))
+    changed = dict(options)
+    for key in entry.path_options:
+        value = options.get(key)
+        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+            continue
+        changed[key] = portable_path(resolve_path(value, p.task.base_dir), target)
+    if changed == options:
+        return p
+    return replace(p, task=replace(p.task, options=changed, base_dir=target))
 
 
 # -------------------------------------------------------------------------------------- layer naming
@@ -512,201 +448,35 @@ def layer_path(index: int, parent: str = "model") -> str:
 
 
 # --------------------------------------------------------------------------------------- validation
-def _section_schema() -> dict[str, dict[str, Any]]:
-    """ParamSpecs for the task/train/monitor fields (the same checker the layer params use)."""
-    from workbench.registry import ParamSpec as P
-
-    return {
-        "task": {
-            "batch_size": P("batch_size", "int", 128, "samples per optimiser step", 1, 1_000_000),
-            "val_split": P("val_split", "float", 0.1, "fraction of the training set held out for validation",
-                           0.0, 0.9),
-            "loss": P("loss", "choice", "auto", "auto: cross-entropy for classes, MSE for regression",
-                      choices=LOSSES),
-            "normalize": P("normalize", "bool", True, "standardise inputs with the training-set mean and std"),
-            "limit_train": P("limit_train", "int", None, "use only the first N training samples (at least 2: "
-                             "a lone sample makes no batch)", 2, 10**9),
-        },
-        "train": {
-            "optimizer": P("optimizer", "choice", "adam", "optimiser", choices=OPTIMIZERS),
-            "lr": P("lr", "float", 1e-3, "learning rate", 1e-12, 1e6),
-            "weight_decay": P("weight_decay", "float", 0.0, "L2 weight decay", 0.0, 10.0),
-            "momentum": P("momentum", "float", 0.9, "SGD momentum", 0.0, 1.0),
-            "epochs": P("epochs", "int", 10, "passes over the training set", 1, 1_000_000),
-            "scheduler": P("scheduler", "choice", "none", "learning-rate schedule", choices=SCHEDULERS),
-            "gamma": P("gamma", "float", 0.1, "step scheduler factor", 1e-12, 1.0),
-            "peak_epoch": P("peak_epoch", "float", 5.0, "exp_curve peak epoch", 1e-6, 1e6),
-            "seed": P("seed", "int", 0, "random seed", 0, 2**32 - 1),
-            "device": P("device", "choice", "auto", "device", choices=DEVICES),
-            "precision": P("precision", "choice", "fp32", "numeric precision", choices=PRECISIONS),
-            "grad_clip": P("grad_clip", "float", 0.0, "gradient norm clip (0 = off)", 0.0, 1e9),
-        },
-        "monitor": {
-            "every_steps": P("every_steps", "int", 10, "optimiser steps between probes", 1, 10**9),
-            "checkpoints": P("checkpoints", "bool", True, "write last/best checkpoints"),
-        },
-    }
-
-
-def optimizer_options_schema() -> dict[str, dict[str, Any]]:
-    """``train.optimizer_options`` keys per optimiser, as ParamSpecs whose defaults are PyTorch's."""
-    from workbench.registry import ParamSpec as P
-
-    betas = {
-        "beta1": P("beta1", "float", 0.9, "decay rate of the gradient mean (β₁)", 0.0, 0.999999),
-        "beta2": P("beta2", "float", 0.999, "decay rate of the squared-gradient mean (β₂)", 0.0, 0.999999999),
-        "eps": P("eps", "float", 1e-8, "added to the denominator √v̂ + ε", 0.0, 1.0),
-    }
-    return {
-        "sgd": {
-            "nesterov": P("nesterov", "bool", False, "Nesterov momentum (needs momentum > 0 and dampening 0)"),
-            "dampening": P("dampening", "float", 0.0, "dampening of the momentum buffer", 0.0, 1.0),
-        },
-        "adam": dict(betas),
-        "adamw": dict(betas),
-        "adadelta": {
-            "rho": P("rho", "float", 0.9, "decay rate of the running averages (Keras: 0.95)", 0.0, 0.999999999),
-            "eps": P("eps", "float", 1e-6, "added inside both square roots (Keras 2.1: 1e-8)", 0.0, 1.0),
-        },
-    }
-
-
-def augment_options_schema() -> dict[str, dict[str, Any]]:
-    """``task.augment_options`` keys per augmentation (defaults = the behaviour without options)."""
-    from workbench.registry import ParamSpec as P
-
-    return {
-        "crop": {"padding": P("padding", "int", 4, "zero padding before the random crop back to size, pixels", 0, 64)},
-        "hflip": {"p": P("p", "float", 0.5, "probability of mirroring a sample", 0.0, 1.0)},
-        "affine": {
-            "degrees": P("degrees", "float", 10.0, "rotation drawn from U(−degrees, degrees)", 0.0, 180.0),
-            "translate": P("translate", "float", 0.1, "shift drawn from U(−t, t) × width (and × height), rounded "
-                           "to whole pixels, as torchvision RandomAffine(translate=(t, t))", 0.0, 1.0),
-            "scale_min": P("scale_min", "float", 1.0, "smallest zoom factor", 0.1, 10.0),
-            "scale_max": P("scale_max", "float", 1.2, "largest zoom factor", 0.1, 10.0),
-            "interpolation": P("interpolation", "choice", "bilinear", "resampling: bilinear, or nearest "
-                               "(torchvision's RandomAffine default)", choices=("bilinear", "nearest")),
-        },
-        "jitter": {
-            "brightness": P("brightness", "float", 0.2, "brightness factor drawn from U(1 − b, 1 + b)", 0.0, 1.0),
-            "contrast": P("contrast", "float", 0.2, "contrast factor drawn from U(1 − c, 1 + c)", 0.0, 1.0),
-        },
-    }
-
-
-def check_option_values(path: str, values: Any, schema: Mapping[str, Any], *, owner: str,
-                        where: str) -> list[Problem]:
-    """Problems with an ``{option: value}`` object checked against ``{option: ParamSpec}`` (unknown
-    keys get the closest known key, values their type/range/choice problem)."""
-    if not isinstance(values, Mapping):
-        return [Problem(path, f"must be an object, got {type(values).__name__}", 'write {} or {"name": value}')]
-    problems: list[Problem] = []
-    for key, value in values.items():
-        if key not in schema:
-            problems.append(unknown_key_problem(f"{path}.{key}", key, list(schema), kind="option", owner=owner,
-                                                where=where))
-            continue
-        bad = schema[key].check(value)
-        if bad is not None:
-            problems.append(Problem(f"{path}.{key}", bad[0], bad[1]))
-    return problems
-
-
-def _check_optimizer_options(train: TrainSpec, problems: list[Problem]) -> None:
-    schema = optimizer_options_schema().get(train.optimizer) if isinstance(train.optimizer, str) else None
-    if schema is None:  # an unknown optimiser is reported by the section check
-        return
-    found = check_option_values("train.optimizer_options", train.optimizer_options, schema,
-                                owner=train.optimizer, where=f"optimizer {train.optimizer}")
-    problems.extend(found)
-    if train.optimizer == "sgd" and not found and train.optimizer_options.get("nesterov") is True and (
-            train.optimizer_options.get("dampening", 0.0) != 0.0 or not (
-            isinstance(train.momentum, (int, float)) and train.momentum > 0)):
-        problems.append(Problem("train.optimizer_options.nesterov", "Nesterov momentum needs momentum > 0 and "
-                                "dampening 0", "set train.momentum above 0 and dampening to 0, or nesterov to false"))
-
-
-def _check_augment_options(task: TaskSpec, problems: list[Problem]) -> None:
-    path = "task.augment_options"
-    options = task.augment_options
-    if not isinstance(options, Mapping):
-        problems.append(Problem(path, f"augment_options must be an object, got {type(options).__name__}",
-                                'write "augment_options": {} or {"affine": {"translate": 0.3}}'))
-        return
-    schemas = augment_options_schema()
-    used = task.augment if isinstance(task.augment, list) else []
-    for name, values in options.items():
-        if name not in schemas:
-            problems.append(unknown_key_problem(f"{path}.{name}", name, list(schemas), kind="augmentation",
-                                                owner="augment_options", where="augment_options"))
-            continue
-        if name not in used:
-            problems.append(Problem(f"{path}.{name}", f"options for '{name}', but '{name}' is not in task.augment",
-                                    f'add "{name}" to task.augment, or remove its options'))
-        found = check_option_values(f"{path}.{name}", values, schemas[name], owner=name,
-                                    where=f"augmentation {name}")
-        problems.extend(found)
-        if name == "affine" and not found:
-            lo = values.get("scale_min", schemas[name]["scale_min"].default)
-            hi = values.get("scale_max", schemas[name]["scale_max"].default)
-            if lo > hi:
-                problems.append(Problem(f"{path}.affine.scale_min", f"scale_min = {lo:g} is more than "
-                                        f"scale_max = {hi:g}", "swap them"))
-
-
 def _check_sections(p: Preset, problems: list[Problem]) -> Any:
     """Check name, task, train and monitor values; return the DatasetInfo (or None if unknown)."""
-    from workbench.catalog import DATASET_NAMES, check_options, dataset_info
-
     if not isinstance(p.name, str) or not p.name.strip():
         problems.append(Problem("name", "the preset has no name", 'set "name" to a short title'))
     for key in ("description", "reference"):
         if not isinstance(getattr(p, key), str):
             problems.append(Problem(key, f"{key} must be a string", f'write "{key}": "..."'))
-    schema = _section_schema()
-    for section_name, specs in schema.items():
-        section = getattr(p, section_name)
-        for key, spec in specs.items():
-            value = getattr(section, key)
-            if key == "limit_train" and value is None:
-                continue
-            if key == "device" and isinstance(value, str) and _NUMBERED_GPU.fullmatch(value):
-                continue
-            bad = spec.check(value)
-            if bad is not None:
-                problems.append(Problem(f"{section_name}.{key}", bad[0], bad[1]))
-    info = None
     task = p.task
-    if not isinstance(task.dataset, str) or task.dataset not in DATASET_NAMES:
+    problems.extend(check_task(task))
+    problems.extend(check_train(p.train))
+    problems.extend(check_monitor(p.monitor))
+    info = None
+    if not isinstance(task.dataset, str) or task.dataset not in DATASETS:
         problems.append(Problem("task.dataset", f"unknown dataset {task.dataset!r}",
-                                _did_you_mean(str(task.dataset), DATASET_NAMES)))
+                                _did_you_mean(str(task.dataset), list(DATASETS))))
     else:
         option_problems = check_options(task.dataset, task.options)
         problems.extend(option_problems)
         if not option_problems:
-            info = dataset_info(task.dataset, task.options)
-    if not isinstance(task.augment, list):
-        problems.append(Problem("task.augment", "augment must be a list", 'write "augment": [] or ["crop", "hflip"]'))
-    else:
-        for i, item in enumerate(task.augment):
-            if item not in AUGMENTS:
-                problems.append(Problem(f"task.augment[{i}]", f"unknown augmentation {item!r}",
-                                        _did_you_mean(str(item), AUGMENTS)))
-        if task.augment and info is not None and len(info.input_shape) != 3:
-            problems.append(Problem("task.augment", f"augmentations work on images, but {info.name} samples "
-                                    f"have shape {tuple(info.input_shape)}", 'set "augment": []'))
-    _check_augment_options(task, problems)
-    _check_optimizer_options(p.train, problems)
+            try:
+                info = dataset_info(task.dataset, task.options, task.base_dir)
+            except SpecError as exc:  # the user's file cannot be read or does not fit the options
+                problems.extend(exc.problems)
+    if isinstance(task.augment, list) and task.augment and info is not None and len(info.input_shape) != 3:
+        problems.append(Problem("task.augment", f"augmentations work on images, but {info.name} samples "
+                                f"have shape {tuple(info.input_shape)}", 'set "augment": []'))
     if info is not None and info.task == "regression" and task.loss == "cross_entropy":
         problems.append(Problem("task.loss", f"{info.name} is a regression task; cross-entropy needs classes",
                                 'set loss to "mse" or "auto"'))
-    milestones = p.train.milestones
-    if not isinstance(milestones, list) or not all(
-            isinstance(m, (int, float)) and not isinstance(m, bool) and 0.0 < m < 1.0 for m in milestones):
-        problems.append(Problem("train.milestones", f"milestones must be a list of fractions of training in (0, 1), "
-                                f"got {milestones!r}", 'write e.g. "milestones": [0.5, 0.75]'))
-    elif list(milestones) != sorted(milestones):
-        problems.append(Problem("train.milestones", "milestones must be in increasing order", "sort them"))
     return info
 
 
@@ -958,7 +728,8 @@ class _Walker:
             module = self.build_one(layer, shape, entry, meta=True,
                                     build_sequence=body_stand_in if entry.container else None)
         except (ValueError, TypeError) as exc:  # a constructor check the registry rules did not foresee
-            problem = Problem(row.path, f"{row.type} cannot be built: {exc}", "change the parameters named in the message")
+            problem = Problem(row.path, f"{row.type} cannot be built: {exc}",
+                              "change the parameters named in the message")
             self.problems.append(problem)
             row.problem = str(problem)
             return
@@ -989,7 +760,8 @@ class _Walker:
                 param.requires_grad_(False)
         return module
 
-    def build_list(self, layers: list[LayerSpec], in_shape: tuple[int, ...], parent: str) -> tuple[list[Any], tuple[int, ...]]:
+    def build_list(self, layers: list[LayerSpec], in_shape: tuple[int, ...],
+                   parent: str) -> tuple[list[Any], tuple[int, ...]]:
         from workbench.registry import ShapeError, get_entry
         shape = in_shape
         modules = []
@@ -1083,13 +855,12 @@ def build_model(p: Preset) -> Any:
 
     Raises :class:`SpecError` listing every problem if ``p`` is invalid. Layers with
     ``"trainable": false`` have ``requires_grad`` False on all their parameters."""
-    from workbench.catalog import dataset_info
     from workbench.model import SpecModel
 
     problems = validate(p)
     if problems:
         raise SpecError(problems)
-    info = dataset_info(p.task.dataset, p.task.options)
+    info = dataset_info(p.task.dataset, p.task.options, p.task.base_dir)
     walker = _Walker(info.output_dim, [])
     modules, _ = walker.build_list(p.model.layers, tuple(info.input_shape), "model")
     named = [(layer_name(i, layer), module) for i, (layer, module) in enumerate(zip(p.model.layers, modules))]

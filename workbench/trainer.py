@@ -7,9 +7,10 @@ forward, non-finite or exploding loss, out of memory): those end the run with a 
 event that names the cause and the fix. ``stop()``, ``pause()`` and ``resume()`` are thread-safe; a stop is
 honoured before the next optimiser step (and between validation batches).
 
-Event order: ``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at
-the last step of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of
-``Finished`` / ``Stopped`` / ``Failed``.
+Event order: ``DataProgress`` while long data steps run (decoding images, downloading),
+``RunStarted``, then ``Metrics`` every ``monitor.every_steps`` optimiser steps and at the last step
+of each epoch, ``EpochEnd`` after each epoch's validation, and exactly one of ``Finished`` /
+``Stopped`` / ``Failed``.
 
 The hot loop does no host sync of its own: the per-step losses are copied into a small device
 buffer and the correct-prediction count is accumulated on the device; at an emit the probe vector,
@@ -37,10 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .datasets import LoadCancelled
 from .distributed import ProcessContext, SingleProcess
-from .events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from .events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 from .hooks import EmitHook
 from .probes import Probes, ProbeValues, first_nonfinite_layer
+from .sections import TrainSpec
 
 __all__ = ["Trainer", "CheckpointMismatch", "check_checkpoint", "make_optimizer", "seed_everything"]
 
@@ -95,25 +98,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """``train.optimizer`` over the model's trainable parameters (requires_grad True only).
 
-    ``train.optimizer_options`` (validated against :func:`workbench.spec.optimizer_options_schema`,
+    ``train.optimizer_options`` (validated against :data:`workbench.sections.OPTIMIZER_OPTIONS`,
     whose defaults are PyTorch's) sets sgd's nesterov/dampening, adam/adamw's beta1/beta2/eps and
     adadelta's rho/eps.
     """
-    from .spec import optimizer_options_schema
+    from .params import defaults
+    from .sections import OPTIMIZER_OPTIONS
 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise _RunFailure("the model has no trainable parameters", "set \"trainable\": true on at least one layer")
     name = str(train.optimizer)
     lr, wd = float(train.lr), float(train.weight_decay)
-    schema = optimizer_options_schema().get(name)
+    schema = OPTIMIZER_OPTIONS.get(name)
     if schema is None:
         raise _RunFailure(f"unknown optimizer '{name}'", "set train.optimizer to sgd, adam, adamw or adadelta")
-    given = getattr(train, "optimizer_options", None) or {}
-    o = {key: given.get(key, spec.default) for key, spec in schema.items()}
+    o = defaults(schema, train.optimizer_options)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=float(train.momentum), weight_decay=wd,
                                dampening=float(o["dampening"]), nesterov=bool(o["nesterov"]))
@@ -286,8 +289,8 @@ class Trainer:
         self._paused_s = 0.0
         self._writer = RunWriter(self.run_dir if proc.is_main else None)
         self._summary = RunSummary(status="running", preset_name=str(getattr(self.preset, "name", "")),
-                                   task="classification", device="", run_dir=str(self.run_dir) if self.run_dir else None,
-                                   world_size=proc.world_size)
+                                   task="classification", device="",
+                                   run_dir=str(self.run_dir) if self.run_dir else None, world_size=proc.world_size)
         self._step = 0
         self._epochs_done = 0
         self._samples = 0
@@ -299,13 +302,14 @@ class Trainer:
         clean = False
         try:
             try:
+                self._on_event = send  # the data load reports its progress through it
                 self._setup()
                 self._started = True
                 self._loop(send)
                 final = self._finish("finished")
                 event: Any = Finished(final)
                 clean = True
-            except _StopRequested:
+            except (_StopRequested, LoadCancelled):
                 final = self._finish("stopped")
                 event = Stopped(final)
                 clean = True
@@ -353,11 +357,9 @@ class Trainer:
             size = f" (it has {params:,} parameters)" if params else ""
             return (f"out of memory on {self.device or 'this machine'}{where}: {_oom_detail(exc)}",
                     f"lower task.batch_size (now {batch}) or use a smaller model{size}: fewer or narrower layers")
-        try:
-            from .spec import SpecError
-        except ImportError:  # pragma: no cover
-            SpecError = ()  # type: ignore[assignment]
-        if SpecError and isinstance(exc, SpecError):
+        from .problems import SpecError
+
+        if isinstance(exc, SpecError):
             return f"invalid preset: {exc}", "fix the listed problems in the preset"
         where = f" at step {self._step}" if self._started else " while preparing the run"
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -365,6 +367,14 @@ class Trainer:
                 "check the model's layers and their shapes against the data set (see the message)")
 
     # ---------------------------------------------------------------------------------------------
+    def _data_progress(self, what: str, done: int, total: int) -> None:
+        """The progress callback of the data load: a :class:`DataProgress` event; a stop cancels it."""
+        if self._stop.is_set():
+            raise LoadCancelled(what)
+        on_event = getattr(self, "_on_event", None)
+        if on_event is not None:
+            on_event(DataProgress(what, int(done), int(total)))
+
     def _setup(self) -> None:
         from .devices import device_name
         from .spec import validate
@@ -431,7 +441,7 @@ class Trainer:
         if not (proc.distributed and self.download and proc.local_rank != 0):
             seed_everything(int(self.preset.train.seed))
             self.data = load_dataset(self.preset.task, self.device, self.data_root, self.download,
-                                     int(self.preset.train.seed))
+                                     int(self.preset.train.seed), progress=self._data_progress)
 
     def _setup_training(self) -> None:
         from .data import load_dataset
@@ -444,7 +454,7 @@ class Trainer:
         seed = int(p.train.seed)
         if self.data is None:
             seed_everything(seed)
-            self.data = load_dataset(p.task, self.device, self.data_root, False, seed)
+            self.data = load_dataset(p.task, self.device, self.data_root, False, seed, progress=self._data_progress)
         self.task = _task_kind(self.data.task)
         self._summary = replace(self._summary, task=self.task)  # type: ignore[arg-type]
         seed_everything(seed)  # the model's init does not depend on how much data was drawn
@@ -526,7 +536,7 @@ class Trainer:
         return replace(data, val_x=data.val_x[a:b], val_y=data.val_y[a:b])
 
     def _loss_kind(self) -> str:
-        loss = str(getattr(self.preset.task, "loss", "auto"))
+        loss = self.preset.task.loss
         if self.task == "regression":
             if loss == "cross_entropy":
                 raise _RunFailure("task.loss 'cross_entropy' does not fit the regression data set "
@@ -581,7 +591,7 @@ class Trainer:
         every = self.every
         classification = self.task == "classification"
         reg_modules = self.reg_modules
-        grad_clip = float(getattr(self.preset.train, "grad_clip", 0.0) or 0.0)
+        grad_clip = float(self.preset.train.grad_clip)
         params = [p for g in opt.param_groups for p in g["params"]]
         target_scale = float(self.data.target_scale)
         stop, running = self._stop, self._running
@@ -771,7 +781,7 @@ class Trainer:
         if not self.process.distributed:
             values, host, finite = self.probes.read(extra)
             losses = host[:k]
-            loss_sum = sum(l * m for l, m in zip(losses, win_n))
+            loss_sum = sum(v * m for v, m in zip(losses, win_n))
             return values, losses, loss_sum, (host[k] if win_out else 0.0), finite, None
         local = [float(b - a) for a, b, _, _ in steps[bi - k + 1:bi + 1]]
         values, host, finite = self.probes.read(extra, reduce=lambda parts: self._all_reduce_window(parts, local))
@@ -844,7 +854,7 @@ class Trainer:
         diverges (an optimiser such as Adam can do so for ever without a NaN)."""
         self._diverged = True
         window_start = step - len(losses) + 1
-        bad = next((i for i, l in enumerate(losses) if l > limit), len(losses) - 1)
+        bad = next((i for i, v in enumerate(losses) if v > limit), len(losses) - 1)
         bad_step = window_start + bad
         start = limit / EXPLODING_FACTOR
         self._step = bad_step
@@ -857,7 +867,7 @@ class Trainer:
     def _fail_nonfinite(self, losses: list[float], ns: list[int], values: ProbeValues, step: int) -> None:
         self._diverged = True
         window_start = step - len(losses) + 1
-        bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         bad_step = window_start + bad if bad is not None else step
         layer = first_nonfinite_layer(values, self.probes.layer_names)
         what = "loss" if bad is not None else "gradient"
@@ -920,7 +930,8 @@ class Trainer:
         h["final_val_loss"] = end.val_loss
         classification = self.task == "classification"
         if end.val_loss is not None:
-            h["best_val_loss"] = end.val_loss if h.get("best_val_loss") is None else min(h["best_val_loss"], end.val_loss)
+            best = h.get("best_val_loss")
+            h["best_val_loss"] = end.val_loss if best is None else min(best, end.val_loss)
         if classification:
             h["final_val_accuracy"] = end.val_accuracy
             if end.val_accuracy is not None:
@@ -929,7 +940,8 @@ class Trainer:
         else:
             h["final_val_rmse"] = end.val_rmse
             if end.val_rmse is not None:
-                h["best_val_rmse"] = end.val_rmse if h.get("best_val_rmse") is None else min(h["best_val_rmse"], end.val_rmse)
+                best = h.get("best_val_rmse")
+                h["best_val_rmse"] = end.val_rmse if best is None else min(best, end.val_rmse)
             score = -(end.val_rmse if end.val_rmse is not None else end.train_loss)
         improved = math.isfinite(score) and (self.best.get("score") is None or score > self.best["score"])
         if improved:

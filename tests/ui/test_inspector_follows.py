@@ -154,10 +154,10 @@ def test_duplicate_shows_the_copy(window, qtbot) -> None:
     click_card(qtbot, window, (2,))
     window.document.set_layer_param((2,), "out_features", 40)
     qtbot.keyClick(window.editor, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
-    assert [l.params.get("out_features") for l in window.document.current.model.layers[1:5]] == [31, 40, 40, 33]
+    assert [layer.params.get("out_features") for layer in window.document.current.model.layers[1:5]] == [31, 40, 40, 33]
     assert_inspector_shows(window, (3,))
     window.inspector.layer_editor("out_features").spin.setValue(41)   # edits the copy, not the original
-    assert [l.params.get("out_features") for l in window.document.current.model.layers[1:5]] == [31, 40, 41, 33]
+    assert [layer.params.get("out_features") for layer in window.document.current.model.layers[1:5]] == [31, 40, 41, 33]
 
 
 @pytest.mark.parametrize("key, start, end", [(Qt.Key.Key_Down, (1,), (2,)), (Qt.Key.Key_Up, (3,), (2,))])

@@ -8,13 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QPoint, QSettings, Qt, QThread, QTimer
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QSpinBox
+from PySide6.QtWidgets import QDockWidget, QLabel, QSpinBox
 
 from tests.ui.conftest import QtLeakTracker, double_click_item
 from ui.cards import format_count, format_shape
-from workbench.spec import infer_shapes, preset_to_dict
+from workbench.spec import infer_shapes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +32,7 @@ def test_build_a_network_by_clicks_only(main_window, qtbot) -> None:
     tree = w.palette.tree
     for name in ("ZConv2d", "SoftPool2d", "Flatten", "ZLinear"):
         double_click_item(qtbot, tree, w.palette.item_for(name))
-    assert [l.type for l in w.document.current.model.layers] == ["ZConv2d", "SoftPool2d", "Flatten", "ZLinear"]
+    assert [layer.type for layer in w.document.current.model.layers] == ["ZConv2d", "SoftPool2d", "Flatten", "ZLinear"]
     assert w.editor.selected() == (3,)  # each new card is appended after the selected one and selected
     for path, routes in (((0,), 2), ((3,), 3)):
         card = w.editor.card_for(path)
@@ -130,11 +129,11 @@ def test_default_size_and_afwb_config(make_window) -> None:
 
 def test_edit_menu_actions(main_window) -> None:
     w = main_window
-    types = [l.type for l in w.document.current.model.layers]
+    types = [layer.type for layer in w.document.current.model.layers]
     w.editor.select((0,))
     assert not w.action_up.isEnabled() and w.action_down.isEnabled()
     w.action_down.trigger()
-    assert [l.type for l in w.document.current.model.layers][:2] == [types[1], types[0]]
+    assert [layer.type for layer in w.document.current.model.layers][:2] == [types[1], types[0]]
     assert w.editor.selected() == (1,)
     w.action_up.trigger()
     w.action_duplicate.trigger()
@@ -163,7 +162,8 @@ def test_show_pytorch_module(main_window) -> None:
     assert dialog is not None and main_window.dialogs == [dialog]
     text = dialog.text.toPlainText()
     assert "(0_ZConv2d): ZConv2d(" in text and text == main_window.module_text()
-    assert dialog.text.font().styleHint() == dialog.text.font().StyleHint.Monospace or "Mono" in dialog.text.font().family()
+    font = dialog.text.font()
+    assert font.styleHint() == font.StyleHint.Monospace or "Mono" in font.family()
     main_window.document.set_layer_param((0,), "kernel_size", 64)
     assert main_window.show_module() is None
     assert main_window.asked.titles()[-1] == "Cannot build the model"
@@ -207,7 +207,7 @@ def test_main_exits_after_first_paint() -> None:
 
 
 def test_ui_and_registry_do_not_import_torch_at_import_time() -> None:
-    code = ("import sys; import ui.main_window, ui.app, workbench.registry, workbench.catalog, workbench.presets;"
+    code = ("import sys; import ui.main_window, ui.app, workbench.registry, workbench.datasets, workbench.presets;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))

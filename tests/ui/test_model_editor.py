@@ -119,7 +119,7 @@ def test_drop_palette_layer_at_cursor_and_into_body(make_window, qtbot) -> None:
     inner = QMimeData()
     inner.setData(LAYER_MIME, b"Identity")
     assert _drop(window, inner, body, "center")  # empty body → into the body
-    assert [l.type for l in window.document.current.model.layers[1].body] == ["Identity"]
+    assert [layer.type for layer in window.document.current.model.layers[1].body] == ["Identity"]
     assert window.editor.selected() == (1, 0)
     assert_cards_match_report(window)
 
@@ -129,14 +129,14 @@ def test_drag_card_to_reorder(make_window, qtbot) -> None:
     window.resize(1400, 900)
     window.show()
     qtbot.waitExposed(window)
-    types = [l.type for l in window.document.current.model.layers]
+    types = [layer.type for layer in window.document.current.model.layers]
     mime = QMimeData()
     mime.setData(MOVE_MIME, b"[0]")
     last = window.editor.card_for((len(types) - 1,))
     assert _drop(window, mime, last, "bottom")
-    assert [l.type for l in window.document.current.model.layers] == types[1:] + types[:1]
+    assert [layer.type for layer in window.document.current.model.layers] == types[1:] + types[:1]
     window.document.undo_stack.undo()
-    assert [l.type for l in window.document.current.model.layers] == types
+    assert [layer.type for layer in window.document.current.model.layers] == types
 
 
 def test_click_selects_and_delete_key_removes(main_window, qtbot) -> None:

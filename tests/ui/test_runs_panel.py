@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QUrl
 
 from ui.runs_panel import RunsPanel, summary_columns
 from workbench.events import RunSummary
@@ -56,7 +56,8 @@ def test_lists_runs_on_disk_with_their_summary(panel, tmp_path) -> None:
             for i in range(2)}
     assert rows["alpha"][1:] == ["finished", "95.12%", "1m 15s", "2.13"]
     assert rows["beta"][1] == "failed"
-    assert "learned depth 2_InfiniteDepth: w = 2.130" in tree.topLevelItem(0).toolTip(0) + tree.topLevelItem(1).toolTip(0)
+    tips = tree.topLevelItem(0).toolTip(0) + tree.topLevelItem(1).toolTip(0)
+    assert "learned depth 2_InfiniteDepth: w = 2.130" in tips
     assert panel.checked_ids() == []
 
 

@@ -7,13 +7,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PySide6.QtCore import QThread, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QToolButton, QWidget
 
 from ui.training_controller import install_training
-from workbench.events import Failed, Finished, Metrics, RunStarted, Stopped
+from workbench.events import Failed, Finished, Stopped
 from workbench.presets import load_builtin
 from workbench.runs import default_runs_root, read_metrics
 from workbench.spec import LayerSpec
@@ -161,13 +160,13 @@ def test_nan_run_is_reported_and_the_app_can_run_again(train_window, qtbot) -> N
     assert window.current_workspace() == "Train" and banner.isVisible()
     assert banner.message.text() == final.message and final.hint in banner.hint.text()
     assert banner.title.text().endswith(f"failed at step {final.step}")
-    assert banner.fix_button.isVisible() and banner.fix_button.text() == "Edit the learning rate"
+    assert banner.fix_button.isVisible() and banner.fix_button.text() == "Edit “Learning rate”"
     qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
     assert QApplication.focusWidget() is window.inspector.findChild(QWidget, "field_train_lr")
     assert json.loads((Path(c.run_id) / "summary.json").read_text())["status"] == "failed"
     # the model is not lost and the window is ready for the next run
     assert not window.document.is_read_only()
-    assert [l.type for l in window.document.current.model.layers] == [l.type for l in preset.model.layers]
+    assert [la.type for la in window.document.current.model.layers] == [la.type for la in preset.model.layers]
     assert c.run_action.isEnabled()
     window.document.load(small_digits(epochs=1))
     final2 = run_to_end(qtbot, c)
@@ -276,7 +275,7 @@ def test_open_a_runs_preset_in_the_editor(train_window, qtbot) -> None:
     assert len(window.document.current.model.layers) == len(preset.model.layers) + 1
     c.runs_panel.select(c.run_id)
     assert c.runs_panel.open_selected()
-    assert [l.type for l in window.document.current.model.layers] == [l.type for l in preset.model.layers]
+    assert [la.type for la in window.document.current.model.layers] == [la.type for la in preset.model.layers]
     assert window.document.path is None
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import gzip
 import math
-import shutil
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from workbench.sections import TaskSpec
 from workbench.data import (
     DataError,
     DatasetMissing,
@@ -26,18 +25,18 @@ from workbench.data import (
 
 
 def test_digits_are_1x8x8_images_in_unit_range_with_a_seeded_split():
-    d = load_dataset({"dataset": "digits", "val_split": 0.2, "normalize": False}, "cpu", seed=3)
+    d = load_dataset(TaskSpec(dataset="digits", val_split=0.2, normalize=False), "cpu", seed=3)
     assert d.input_shape == (1, 8, 8) and d.output_dim == 10 and d.task == "classification"
     assert d.train_size + d.val_size == 1797 and d.val_size == round(1797 * 0.2)
     assert float(d.train_x.min()) >= 0.0 and float(d.train_x.max()) <= 1.0
-    again = load_dataset({"dataset": "digits", "val_split": 0.2, "normalize": False}, "cpu", seed=3)
+    again = load_dataset(TaskSpec(dataset="digits", val_split=0.2, normalize=False), "cpu", seed=3)
     assert torch.equal(d.train_x, again.train_x) and torch.equal(d.val_y, again.val_y)
-    other = load_dataset({"dataset": "digits", "val_split": 0.2, "normalize": False}, "cpu", seed=4)
+    other = load_dataset(TaskSpec(dataset="digits", val_split=0.2, normalize=False), "cpu", seed=4)
     assert not torch.equal(d.train_y, other.train_y)
 
 
 def test_digits_normalised_has_zero_mean_unit_std_on_train():
-    d = load_dataset({"dataset": "digits", "val_split": 0.1}, "cpu")
+    d = load_dataset(TaskSpec(dataset="digits", val_split=0.1), "cpu")
     assert abs(float(d.train_x.mean())) < 1e-4 and abs(float(d.train_x.std()) - 1.0) < 1e-2
 
 
@@ -45,8 +44,8 @@ def test_parity_label_is_xor_of_first_k_bits():
     x, y = make_parity(8, 3, 500, np.random.default_rng(0))
     assert set(np.unique(x)) <= {0.0, 1.0}
     assert np.array_equal(y, x[:, :3].sum(1).astype(int) % 2)
-    d = load_dataset({"dataset": "parity", "val_split": 0.25, "options": {"n_inputs": 6, "k_active": 2,
-                                                                          "n_samples": 1000}}, "cpu")
+    d = load_dataset(TaskSpec(dataset="parity", val_split=0.25, options={"n_inputs": 6, "k_active": 2,
+                                                                          "n_samples": 1000}), "cpu")
     assert d.input_shape == (6,) and d.train_size == 750 and d.val_size == 250
     assert torch.equal(d.val_y, (d.val_x[:, :2].sum(1).long() % 2))
     with pytest.raises(DataError):
@@ -62,13 +61,13 @@ def test_checkerboard_is_hannets_grid_and_split(t):
     x, y = make_checkerboard(2 * t, 6561, np.random.default_rng(0))
     assert np.array_equal(y.reshape(81, 81), expected)
     assert np.allclose(x[:81, 1], np.linspace(-1, 1, 81)) and np.allclose(x[::81, 0], np.linspace(-1, 1, 81))
-    d = load_dataset({"dataset": "checkerboard", "val_split": 0.75, "options": {"squares": 2 * t}}, "cpu")
+    d = load_dataset(TaskSpec(dataset="checkerboard", val_split=0.75, options={"squares": 2 * t}), "cpu")
     assert (d.train_size, d.val_size) == (1640, 4921)
 
 
 def test_checkerboard_default_is_hannets_shipped_12x12_board():
     # the shipped dataset/{trainset,testset}.txt (github.com/yyy32/HanNet, 09f8dc0) is utl.problem(t=6)
-    d = load_dataset({"dataset": "checkerboard", "val_split": 0.75}, "cpu")
+    d = load_dataset(TaskSpec(dataset="checkerboard", val_split=0.75), "cpu")
     x, y = make_checkerboard(12, 6561, np.random.default_rng(0))
     assert int(y.sum()) == 624 + 1968  # class-1 points in the shipped train + test files
     assert torch.equal(torch.sort(torch.cat([d.train_y, d.val_y])).values, torch.sort(torch.from_numpy(y)).values)
@@ -85,22 +84,22 @@ def test_checkerboard_hannet_split_is_the_shipped_one():
     _, y = make_checkerboard(12, 6561, np.random.default_rng(0))
     assert y[[4940, 3920, 4055, 5055, 1113]].tolist() == [0, 1, 1, 1, 0]
     assert (int(y[train].sum()), int(y[test].sum())) == (624, 1968)
-    d = load_dataset({"dataset": "checkerboard", "val_split": 0.1, "options": {"split": "hannet"}}, "cpu", seed=5)
+    d = load_dataset(TaskSpec(dataset="checkerboard", val_split=0.1, options={"split": "hannet"}), "cpu", seed=5)
     assert (d.train_size, d.val_size) == (1640, 4921)  # val_split is ignored
     x, _ = make_checkerboard(12, 6561, np.random.default_rng(0))
     assert torch.equal(d.train_x, torch.from_numpy(x[train])) and torch.equal(d.train_y, torch.from_numpy(y[train]))
     with pytest.raises(DataError, match="n_samples"):
-        load_dataset({"dataset": "checkerboard", "options": {"split": "hannet", "n_samples": 1000}}, "cpu")
+        load_dataset(TaskSpec(dataset="checkerboard", options={"split": "hannet", "n_samples": 1000}), "cpu")
 
 
 def test_spirals_have_one_class_per_arm():
-    d = load_dataset({"dataset": "spirals", "val_split": 0.0, "options": {"n_arms": 3, "n_samples": 300}}, "cpu")
+    d = load_dataset(TaskSpec(dataset="spirals", val_split=0.0, options={"n_arms": 3, "n_samples": 300}), "cpu")
     assert d.output_dim == 3 and d.val_x is None
     assert sorted(torch.unique(d.train_y).tolist()) == [0, 1, 2]
 
 
 def test_diabetes_is_z_scored_regression_with_target_scale():
-    d = load_dataset({"dataset": "diabetes", "val_split": 0.2}, "cpu")
+    d = load_dataset(TaskSpec(dataset="diabetes", val_split=0.2), "cpu")
     assert d.task == "regression" and d.train_y.shape[1] == 1 and d.train_y.dtype == torch.float32
     assert torch.allclose(d.train_x.mean(0), torch.zeros(10), atol=1e-5)
     assert abs(float(d.train_y.mean())) < 1e-5 and abs(float(d.train_y.std(unbiased=False)) - 1) < 1e-4
@@ -108,7 +107,7 @@ def test_diabetes_is_z_scored_regression_with_target_scale():
 
 
 def test_mnist_from_shared_idx_folder(mnist_root):
-    d = load_dataset({"dataset": "mnist", "val_split": 0.0, "normalize": False, "limit_train": 2000}, "cpu",
+    d = load_dataset(TaskSpec(dataset="mnist", val_split=0.0, normalize=False, limit_train=2000), "cpu",
                      data_root=mnist_root)
     assert d.input_shape == (1, 28, 28) and d.train_size == 2000 and d.val_size == 10_000
     assert float(d.train_x.max()) <= 1.0 and d.train_y.dtype == torch.long
@@ -118,7 +117,7 @@ def test_mnist_from_shared_idx_folder(mnist_root):
 @pytest.mark.parametrize("compress", [True, False])
 def test_idx_files_plain_or_gz_in_torchvision_layout(tmp_path, compress, fake_mnist):
     fake_mnist(tmp_path / "FashionMNIST" / "raw", compress)
-    d = load_dataset({"dataset": "fashion-mnist", "normalize": False}, "cpu", data_root=tmp_path)
+    d = load_dataset(TaskSpec(dataset="fashion-mnist", normalize=False), "cpu", data_root=tmp_path)
     assert (d.train_size, d.val_size) == (20, 6)
     assert d.train_y.tolist() == list(np.arange(20) % 10)
     name = "train-labels-idx1-ubyte" + (".gz" if compress else "")
@@ -135,12 +134,12 @@ def test_truncated_idx_is_a_clear_error(tmp_path, fake_mnist):
 
 def test_missing_dataset_names_folders_and_download_switch(tmp_path):
     with pytest.raises(DatasetMissing) as info:
-        load_dataset({"dataset": "mnist"}, "cpu", data_root=tmp_path)
+        load_dataset(TaskSpec(dataset="mnist"), "cpu", data_root=tmp_path)
     text = str(info.value)
     assert str(tmp_path) in text and str(tmp_path / "MNIST" / "raw") in text and "--download" in text
     with pytest.raises(DatasetMissing):
-        check_available({"dataset": "cifar10"}, tmp_path)
-    check_available({"dataset": "digits"}, tmp_path)  # embedded: never missing
+        check_available(TaskSpec(dataset="cifar10"), tmp_path)
+    check_available(TaskSpec(dataset="digits"), tmp_path)  # embedded: never missing
 
 
 def test_default_data_root_honours_env(monkeypatch, tmp_path):
@@ -149,7 +148,7 @@ def test_default_data_root_honours_env(monkeypatch, tmp_path):
 
 
 def test_epoch_batches_cover_the_training_set_once_on_device():
-    d = load_dataset({"dataset": "spirals", "val_split": 0.0, "options": {"n_samples": 1001}}, "cpu")
+    d = load_dataset(TaskSpec(dataset="spirals", val_split=0.0, options={"n_samples": 1001}), "cpu")
     # 1000 samples (n_samples rounds to whole arms); a trailing batch of 1 would be dropped
     g = torch.Generator().manual_seed(0)
     seen = torch.cat([x for x, _ in d.train_batches(64, g)])
@@ -243,17 +242,17 @@ def test_augment_options_reach_the_batches_and_are_validated():
 
 def test_cifar_style_augmented_batches_are_normalised_after_augmentation(tmp_path, fake_mnist):
     fake_mnist(tmp_path / "MNIST" / "raw", compress=True)
-    d = load_dataset({"dataset": "mnist", "augment": ["crop", "hflip"]}, "cpu", data_root=tmp_path)
+    d = load_dataset(TaskSpec(dataset="mnist", augment=["crop", "hflip"]), "cpu", data_root=tmp_path)
     assert d.batch_mean is not None  # normalisation moves to the batch, after augmentation
     x, _ = next(d.train_batches(8, torch.Generator().manual_seed(0)))
     assert float(x.min()) < 0  # (0 - 0.1307) / 0.3081
 
 
 def test_unknown_dataset_and_augmentation_are_errors():
-    with pytest.raises(DataError, match="unknown data set"):
-        load_dataset({"dataset": "imagenet"}, "cpu")
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset(TaskSpec(dataset="imagenet"), "cpu")
     with pytest.raises(DataError, match="image"):
-        load_dataset({"dataset": "parity", "augment": ["crop"]}, "cpu")
+        load_dataset(TaskSpec(dataset="parity", augment=["crop"]), "cpu")
 
 
 def test_truncated_or_corrupt_gz_is_a_data_error(tmp_path, fake_mnist):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
+from workbench.events import EpochEnd, Finished, Metrics, RunStarted, Stopped
 from workbench.launch import TorchrunLaunch, torchrun_command
 from workbench.presets import load_builtin
 from workbench.runs import checkpoint_path, read_metrics, read_summary, run_is_live

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from workbench.eventlink import EventSender, EventServer, decode, encode, register_event
-from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from workbench.events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 
 HANG_S = 60.0
 
@@ -35,6 +35,7 @@ EVENTS = [
     Finished(_summary()),
     Stopped(_summary(status="stopped")),
     Failed("the loss exploded", "lower train.lr", 12, _summary(status="failed", message="m", hint="h")),
+    DataProgress(what="decoding images", done=120, total=4000),
 ]
 
 
@@ -54,6 +55,17 @@ def test_every_event_crosses_the_link_unchanged(event):
     line = encode(event)
     assert line.endswith("\n") and line.count("\n") == 1
     assert _same(decode(line), event)
+
+
+def test_every_event_class_of_the_trainer_is_registered():
+    import workbench.events as events
+
+    classes = {name for name, cls in vars(events).items()
+               if dataclasses.is_dataclass(cls) and cls.__module__ == events.__name__}
+    from workbench.eventlink import _REGISTRY
+
+    assert classes <= set(_REGISTRY), sorted(classes - set(_REGISTRY))
+    assert classes == {type(e).__name__ for e in EVENTS} | {"RunSummary"}  # and each round-trips above
 
 
 def test_only_registered_classes_are_built_from_a_line():

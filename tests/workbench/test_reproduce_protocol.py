@@ -115,7 +115,8 @@ def test_value_problems_have_paths_and_fixes():
     assert "reproduction.published[3].at: 'train.lr' is not a grid axis reported per value" in text
     assert "reproduction.published[4].metric: unknown metric 'acuracy'" in text
     assert "reproduction.published[4].epoch: an at_epoch figure needs the epoch" in text
-    assert "reproduction.grid[1].values[0]: task.options.k_active = 1: unknown option 'k_active' for dataset digits" in text
+    assert ("reproduction.grid[1].values[0]: task.options.k_active = 1: unknown option 'k_active' for dataset "
+            "digits") in text
 
 
 # ------------------------------------------------------------------------------------- overrides

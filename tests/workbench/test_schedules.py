@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from workbench.schedules import exp_curve_factor, make_schedule, step_milestones
+from workbench.sections import TrainSpec
 
 
 def _train(**kw):
     base = dict(scheduler="none", epochs=10, lr=0.1, milestones=[0.5, 0.75], gamma=0.1, peak_epoch=5.0)
     base.update(kw)
-    return SimpleNamespace(**base)
+    return TrainSpec(**base)
 
 
 def _lrs(train, steps_per_epoch=4):

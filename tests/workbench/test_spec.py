@@ -423,8 +423,8 @@ def test_a_preset_of_too_many_layers_is_refused_before_any_layer_is_read(monkeyp
 
 def test_optimizer_options_are_checked_against_the_chosen_optimiser():
     def problems(optimizer, options, **train):
-        p = preset_from_dict({"name": "x", "model": {"layers": [{"type": "Flatten"},
-                                                                 {"type": "Linear", "params": {"out_features": "classes"}}]},
+        layers = [{"type": "Flatten"}, {"type": "Linear", "params": {"out_features": "classes"}}]
+        p = preset_from_dict({"name": "x", "model": {"layers": layers},
                               "train": {"optimizer": optimizer, "optimizer_options": options, **train}})
         return {q.path: q for q in validate(p)}
 
