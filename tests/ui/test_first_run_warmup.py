@@ -85,3 +85,31 @@ def test_first_run_after_the_warm_up_imports_nothing_heavy(tmp_path) -> None:
     control = first_run("cold", tmp_path)
     assert any(m.startswith("torch._dynamo") for m in heavy_modules(control)), heavy_modules(control)[:10]
     assert any(m.startswith("sklearn") for m in heavy_modules(control))
+
+
+def test_the_warm_up_frees_garbage_before_it_freezes_the_heap(qtbot) -> None:
+    """gc.freeze() makes everything alive at that moment permanent: garbage not yet collected —
+    Qt widgets in reference cycles among it — would never be freed. The warm-up collects first."""
+    import gc
+    import weakref
+
+    from PySide6.QtWidgets import QWidget
+
+    from ui.warmup import ImportWarmer
+
+    gc.unfreeze()
+    was_enabled = gc.isenabled()
+    warmer = ImportWarmer()
+    try:
+        with qtbot.waitSignal(warmer.finished, timeout=60_000):
+            warmer.start(["json"])       # gc is off until the warm-up ends
+            widget = QWidget()
+            widget.cycle = widget        # cyclic garbage created while collection is off
+            ref = weakref.ref(widget)
+            del widget
+        assert ref() is None, "the warm-up froze cyclic garbage into the permanent generation"
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        (gc.enable if was_enabled else gc.disable)()
+        warmer.deleteLater()
