@@ -56,6 +56,11 @@ def _launch(preset, run_dir: Path, *extra: str, nproc: int = 2, resume: Path | N
         if control is not None:
             control(event, launch)
 
+    return _joined(launch, on_event), events, launch
+
+
+def _joined(launch: TorchrunLaunch, on_event=lambda event: None):
+    """``launch.run(on_event)`` on a thread, under the hang guard; returns its summary."""
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", launch.run(on_event)), daemon=True)
     thread.start()
@@ -65,7 +70,7 @@ def _launch(preset, run_dir: Path, *extra: str, nproc: int = 2, resume: Path | N
         launch.stop()
         thread.join(60)
         pytest.fail(f"the DDP run did not end within {HANG_S} s (hang guard); output: {list(launch._tail)[-10:]}")
-    return result["summary"], events, launch
+    return result["summary"]
 
 
 def _losses(events) -> list[float]:
@@ -296,6 +301,20 @@ def test_a_stop_asked_of_rank_1_alone_stops_every_rank(tmp_path):
     summary = read_summary(run_dir)
     assert summary.status == "stopped" and summary.steps == 15 and summary.world_size == 2
     assert checkpoint_path(run_dir, "last").exists() and not run_is_live(run_dir)
+
+
+def test_a_rank_that_refuses_before_training_gives_the_launch_its_own_message(tmp_path):
+    """A launch that skipped the command line's checks (the app's, bench/ddp.py's): the rank's
+    ``error:`` line names the cause (here a missing data set), not torchrun's ChildFailedError that
+    follows it in the captured output; the run folder records it."""
+    run_dir = tmp_path / "run"
+    launch = TorchrunLaunch(["train", "z-mnist", "--run-dir", str(run_dir), "--data-root", str(tmp_path / "none"),
+                             "--quiet"], 1, run_dir, preset_name="z-mnist", capture_output=True)
+    summary = _joined(launch)
+    assert summary.status == "failed"
+    assert "data set 'mnist' not found" in summary.message, (summary.message, list(launch._tail)[-12:])
+    assert "ChildFailedError" not in summary.message
+    assert read_summary(run_dir).message == summary.message
 
 
 def test_the_torchrun_command_is_standalone_on_a_free_port():
