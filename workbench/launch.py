@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Lines of the processes' output kept for a failure message (captured output only).
 OUTPUT_TAIL_LINES = 40
+
+#: A rank's own failure line on stderr (workbench.cli: ``error: …``, ranks > 0 ``[rank N] error: …``).
+_RANK_ERROR = re.compile(r"(\[rank \d+\] )?error: ")
 
 
 def torchrun_command(nproc: int, worker_args: Sequence[str], python: str | None = None,
@@ -207,10 +211,16 @@ class TorchrunLaunch:
                else "start the run again"), summary)
 
     def _tail_detail(self) -> str:
-        """The most telling line of the captured output (an ``error:`` line, else the last)."""
+        """The most telling line of the captured output: the last ``error:`` line a rank printed
+        (``[rank N] error:`` from ranks other than 0), else the last line naming an exception other
+        than torchrun's own ``ChildFailedError`` (which follows every rank's failure and names no
+        cause), else the last line."""
         lines = list(self._tail)
         for line in reversed(lines):
-            if line.startswith("error:") or "Error" in line:
+            if _RANK_ERROR.match(line):
+                return line[:300]
+        for line in reversed(lines):
+            if "Error" in line and "ChildFailedError" not in line:
                 return line[:300]
         return lines[-1][:300] if lines else ""
 

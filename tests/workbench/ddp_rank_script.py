@@ -1,10 +1,13 @@
 """A torchrun entry point for tests/workbench/test_ddp.py: one rank of a DDP run, with a failure
 planted on one rank (what no preset can do). Usage, under torchrun::
 
-    ddp_rank_script.py PRESET_JSON RUN_DIR FAILING_RANK FAIL_AT_BATCH
+    ddp_rank_script.py PRESET_JSON RUN_DIR FAILING_RANK FAIL_AT_BATCH [MODE]
 
-The rank FAILING_RANK raises ``RuntimeError("planted failure on this rank")`` when it fetches its
-FAIL_AT_BATCH-th training batch; every rank runs a real Trainer with the torchrun environment's
+When the rank FAILING_RANK fetches its FAIL_AT_BATCH-th training batch, MODE (default ``raise``)
+says what happens on that rank alone: ``raise`` raises ``RuntimeError("planted failure on this
+rank")``; ``nan`` hands the model that batch with every input NaN (this rank's loss, and so the
+all-reduced gradient, become non-finite); ``stop`` asks this rank's trainer to stop, as a signal
+would. Every rank runs a real Trainer with the torchrun environment's
 process context, stops on SIGINT/SIGTERM like the command line's ranks, and exits 1 when its run
 failed. Rank 0 writes RUN_DIR; each rank prints ``STATUS <rank> <status> <message>``.
 """
@@ -28,6 +31,8 @@ from workbench.trainer import Trainer  # noqa: E402
 
 def main() -> int:
     preset_file, run_dir, failing_rank, fail_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    mode = sys.argv[5] if len(sys.argv) > 5 else "raise"
+    made: dict = {}
     torch.set_num_threads(1)
     process = context_from_env()
     if process.rank == failing_rank:
@@ -37,11 +42,17 @@ def main() -> int:
         def train_batch(self, *args, **kwargs):
             calls["n"] += 1
             if calls["n"] == fail_at:
-                raise RuntimeError("planted failure on this rank")
+                if mode == "raise":
+                    raise RuntimeError("planted failure on this rank")
+                if mode == "stop":
+                    made["trainer"].stop()
+                elif mode == "nan":
+                    x, y = original(self, *args, **kwargs)
+                    return torch.full_like(x, float("nan")), y
             return original(self, *args, **kwargs)
 
         data_module.LoadedData.train_batch = train_batch  # type: ignore[method-assign]
-    trainer = Trainer(load_preset(preset_file), run_dir=run_dir, process=process)
+    trainer = made["trainer"] = Trainer(load_preset(preset_file), run_dir=run_dir, process=process)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: trainer.stop())
     summary = trainer.run(lambda event: None)

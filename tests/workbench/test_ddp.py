@@ -56,6 +56,11 @@ def _launch(preset, run_dir: Path, *extra: str, nproc: int = 2, resume: Path | N
         if control is not None:
             control(event, launch)
 
+    return _joined(launch, on_event), events, launch
+
+
+def _joined(launch: TorchrunLaunch, on_event=lambda event: None):
+    """``launch.run(on_event)`` on a thread, under the hang guard; returns its summary."""
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", launch.run(on_event)), daemon=True)
     thread.start()
@@ -65,7 +70,7 @@ def _launch(preset, run_dir: Path, *extra: str, nproc: int = 2, resume: Path | N
         launch.stop()
         thread.join(60)
         pytest.fail(f"the DDP run did not end within {HANG_S} s (hang guard); output: {list(launch._tail)[-10:]}")
-    return result["summary"], events, launch
+    return result["summary"]
 
 
 def _losses(events) -> list[float]:
@@ -240,19 +245,27 @@ def test_killing_one_rank_ends_the_run_with_a_clear_message(tmp_path):
     assert checkpoint_path(folders[0], "last").exists()
 
 
-def test_an_error_on_one_rank_stops_every_rank_and_rank_0_reports_it(tmp_path):
-    """Rank 1 fails in the middle of an epoch while rank 0 waits for it in DDP's gradient
-    all-reduce: rank 0 learns the cause from the note rank 1 left, ends the run as failed with it,
-    and both processes end (none is left waiting)."""
+def _planted_on_rank_1(tmp_path, mode: str, at_batch: int = 12):
+    """z-digits, 2 epochs, an emit every 5 steps, on 2 processes of ``ddp_rank_script.py`` with
+    ``mode`` planted on rank 1 at its ``at_batch``-th batch. Returns (completed process, the ranks'
+    STATUS lines, run folder)."""
     preset_file = tmp_path / "z.json"
     save_preset(_z_digits(2, every=5), preset_file)
     run_dir = tmp_path / "run"
     command = torchrun_command(2, [], torchrun_args=())
     command = command[:command.index("-m", 3)] + [str(REPO / "tests" / "workbench" / "ddp_rank_script.py"),
-                                                 str(preset_file), str(run_dir), "1", "12"]
+                                                 str(preset_file), str(run_dir), "1", str(at_batch), mode]
     proc = subprocess.run(command, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
                           text=True, timeout=HANG_S)
-    statuses = [line for line in proc.stdout.splitlines() if line.startswith("STATUS ")]
+    statuses = sorted(line for line in proc.stdout.splitlines() if line.startswith("STATUS "))
+    return proc, statuses, run_dir
+
+
+def test_an_error_on_one_rank_stops_every_rank_and_rank_0_reports_it(tmp_path):
+    """Rank 1 fails in the middle of an epoch while rank 0 waits for it in DDP's gradient
+    all-reduce: rank 0 learns the cause from the note rank 1 left, ends the run as failed with it,
+    and both processes end (none is left waiting)."""
+    proc, statuses, run_dir = _planted_on_rank_1(tmp_path, "raise")
     assert proc.returncode != 0, proc.stdout + proc.stderr[-2000:]
     rank1 = next(line for line in statuses if line.startswith("STATUS 1 "))
     assert rank1.startswith("STATUS 1 failed RuntimeError at step") and "planted failure on this rank" in rank1
@@ -261,6 +274,47 @@ def test_an_error_on_one_rank_stops_every_rank_and_rank_0_reports_it(tmp_path):
     assert summary.message.startswith("another process of this run failed at step")
     assert "rank 1: RuntimeError at step" in summary.message and "planted failure on this rank" in summary.message
     assert not run_is_live(run_dir)
+
+
+def test_a_non_finite_loss_on_one_rank_fails_every_rank_at_that_step(tmp_path):
+    """Only rank 1's batch 12 is NaN: the loss reduced at the emit (step 15) is the global batch's,
+    so both ranks find the non-finite loss of step 12 and end as failed with the same message, and
+    rank 0 writes it; no checkpoint of the diverged weights is written."""
+    proc, statuses, run_dir = _planted_on_rank_1(tmp_path, "nan")
+    assert proc.returncode != 0, proc.stdout + proc.stderr[-2000:]
+    expected = "the loss became non-finite (NaN or inf) at step 12"
+    assert len(statuses) == 2 and all(line.split(" ", 3)[2] == "failed" and expected in line
+                                      for line in statuses), (statuses, proc.stderr[-2000:])
+    summary = read_summary(run_dir)
+    assert summary.status == "failed" and summary.message.startswith(expected) and summary.world_size == 2
+    assert [r["step"] for r in read_metrics(run_dir) if r["kind"] == "metrics"] == [5, 10]
+    assert not checkpoint_path(run_dir, "last").exists() and not run_is_live(run_dir)
+
+
+def test_a_stop_asked_of_rank_1_alone_stops_every_rank(tmp_path):
+    """A stop reaches rank 1 only (as a signal to that process would): the ranks agree on it at the
+    next emit (step 15), both end as stopped, and rank 0 keeps a checkpoint to resume from."""
+    proc, statuses, run_dir = _planted_on_rank_1(tmp_path, "stop")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert [line.split(" ", 3)[:3] for line in statuses] == [["STATUS", "0", "stopped"],
+                                                             ["STATUS", "1", "stopped"]], statuses
+    summary = read_summary(run_dir)
+    assert summary.status == "stopped" and summary.steps == 15 and summary.world_size == 2
+    assert checkpoint_path(run_dir, "last").exists() and not run_is_live(run_dir)
+
+
+def test_a_rank_that_refuses_before_training_gives_the_launch_its_own_message(tmp_path):
+    """A launch that skipped the command line's checks (the app's, bench/ddp.py's): the rank's
+    ``error:`` line names the cause (here a missing data set), not torchrun's ChildFailedError that
+    follows it in the captured output; the run folder records it."""
+    run_dir = tmp_path / "run"
+    launch = TorchrunLaunch(["train", "z-mnist", "--run-dir", str(run_dir), "--data-root", str(tmp_path / "none"),
+                             "--quiet"], 1, run_dir, preset_name="z-mnist", capture_output=True)
+    summary = _joined(launch)
+    assert summary.status == "failed"
+    assert "data set 'mnist' not found" in summary.message, (summary.message, list(launch._tail)[-12:])
+    assert "ChildFailedError" not in summary.message
+    assert read_summary(run_dir).message == summary.message
 
 
 def test_the_torchrun_command_is_standalone_on_a_free_port():
