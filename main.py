@@ -17,10 +17,18 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in CLI_COMMANDS:
         from workbench.cli import main as cli_main
 
-        return cli_main(args)
+        return cli_main(args, render_figures=_render_eval_figures)
     from ui.app import main as app_main
 
     return app_main(args)
+
+
+def _render_eval_figures(evaluation: object) -> dict[str, bytes]:
+    """``eval``'s PNG figures, drawn offscreen by the app's own plot code (imported only here, so the
+    headless core never imports Qt; ImportError when PySide6 or pyqtgraph is missing)."""
+    from ui.eval_figures import render_figures
+
+    return render_figures(evaluation)
 
 
 if __name__ == "__main__":
