@@ -128,7 +128,7 @@ class ConfusionMatrixPanel(_ThemedPlot):
         self.normalize_action.toggled.connect(self.set_normalized)
         item.vb.menu.addAction(self.normalize_action)
         self._adopt_popups(item)
-        self.setMinimumSize(260, 240)
+        self.setMinimumSize(200, 190)
         self._styled = True
         self.restyle()
 
@@ -283,7 +283,7 @@ class PerClassTable(_Exportable, QTableWidget):
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)   # compact rows
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
-        self.setMinimumSize(240, 120)
+        self.setMinimumSize(200, 100)
         self.rows: list[tuple[str, float, float, float, int]] = []
 
     def set_figures(self, names: Sequence[str], precision: np.ndarray, recall: np.ndarray, f1: np.ndarray,
@@ -566,7 +566,7 @@ class MistakesGallery(_FollowsTheme, QWidget):
         self.tiles.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tiles.customContextMenuRequested.connect(lambda pos: self._menu(self.tiles.mapTo(self, pos)))
         self.exporter = _GalleryExport(self)
-        self.setMinimumSize(300, 200)
+        self.setMinimumSize(220, 200)
         self._styled = True
         self.restyle()
 
@@ -767,7 +767,7 @@ class BoundaryPlot(_ThemedPlot):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._add_export_actions(item.vb.menu)
         self._adopt_popups(item)
-        self.setMinimumSize(240, 220)
+        self.setMinimumSize(200, 200)
         self._title = "Decision boundary"
         self._styled = True
         self.restyle()
@@ -1012,7 +1012,7 @@ class DecisionBoundaryView(_FollowsTheme, QWidget):
         layout.setSpacing(2)
         layout.addLayout(self.row, 1)
         layout.addLayout(bar)
-        self.setMinimumSize(260, 240)
+        self.setMinimumSize(200, 220)
 
     #: Validation points start hidden when a run has more points than this (they would cover the grid).
     CROWDED = 3000
@@ -1109,8 +1109,8 @@ class RegressionView(QWidget):
         p = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)[:, 0]
         order = np.argsort(t, kind="stable")
         t, p = t[order], p[order]
-        lo = float(min(t.min(initial=0.0), p.min(initial=0.0))) if t.size else 0.0
-        hi = float(max(t.max(initial=1.0), p.max(initial=1.0))) if t.size else 1.0
+        lo = float(min(t.min(), p.min())) if t.size else 0.0      # the identity over the data's range
+        hi = float(max(t.max(), p.max())) if t.size else 1.0
         name = f" ({target})" if target else ""
         self.scatter.set_curves([
             Curve("identity", np.array([lo, hi]), np.array([lo, hi]), "#7f7f7f", "identity (predicted = true)",

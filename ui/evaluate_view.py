@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMenu, QProgressBar, QPushButton, QSizePolicy,
-                               QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QProgressBar, QPushButton,
+                               QScrollArea, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ui.eval_views import ConfusionMatrixPanel, DecisionBoundaryView, MistakesGallery, PerClassTable, RegressionView
 from ui.evaluation_runner import EvaluationRunner, request_key
 from ui.plots import AskPath
+from ui.statusbar import ElidedLabel
 
 __all__ = ["EvaluateWorkspace", "RunFacts", "what_it_will_show"]
 
@@ -97,14 +98,12 @@ class EvaluateWorkspace(QWidget):
         self.runner.cancelled.connect(self._on_cancelled)
 
         # ---------------------------------------------------------------- header
-        self.title = QLabel(self)
+        self.title = ElidedLabel("", self)              # a long run name ends in "…" (whole in the tooltip)
         self.title.setObjectName("evaluateTitle")
-        self.title.setTextFormat(Qt.TextFormat.PlainText)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.checkpoint_combo = QComboBox(self)
         self.checkpoint_combo.setObjectName("evaluateCheckpoint")
         self.checkpoint_combo.addItem("best checkpoint", "best")
@@ -182,9 +181,15 @@ class EvaluateWorkspace(QWidget):
         self.body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.setMargin(4)
+        # in a scroll area: a narrow window scrolls the views instead of growing past the screen
+        self.views_scroll = QScrollArea(self)
+        self.views_scroll.setObjectName("evaluateScroll")
+        self.views_scroll.setWidgetResizable(True)
+        self.views_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.views_scroll.setWidget(self.views)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.body)
-        self.stack.addWidget(self.views)
+        self.stack.addWidget(self.views_scroll)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(12, 10, 12, 8)
@@ -225,7 +230,6 @@ class EvaluateWorkspace(QWidget):
             self._set_controls(False)
             return
         self.title.setText(f"Evaluate: {facts.label}")
-        self.title.setToolTip(str(facts.path) if facts.path else facts.label)
         if previous is not None and previous.run_id != facts.run_id and self._key is not None:
             self.runner.cancel(self._key)   # the user moved on: do not finish the old one first
         if previous is not None and previous.run_id == facts.run_id and previous.status != facts.status \
@@ -276,7 +280,7 @@ class EvaluateWorkspace(QWidget):
     def _set_controls(self, evaluable: bool) -> None:
         self.checkpoint_combo.setEnabled(evaluable)
         self.recompute_button.setEnabled(evaluable)
-        self.export_button.setEnabled(self.stack.currentWidget() is self.views)
+        self.export_button.setEnabled(self.stack.currentWidget() is self.views_scroll)
 
     def _message(self, text: str) -> None:
         self.body.setText(text)
@@ -318,6 +322,7 @@ class EvaluateWorkspace(QWidget):
             self._show_waiting()
 
     def _show_waiting(self) -> None:
+        self.evaluation = None
         f = self.facts
         views = "\n".join(f"  • {v}" for v in what_it_will_show(f)) if f is not None else ""
         self.body.setText(f"Evaluating the {self.which} checkpoint on the validation data…\n\nThis page will show:\n"
@@ -358,7 +363,7 @@ class EvaluateWorkspace(QWidget):
             self._message(self._errors[key])
 
     def _on_cancelled(self, key: str) -> None:
-        if key == self._key and self.facts is not None:   # cancelled, then asked for again
+        if key == self._key and self.facts is not None and not self.runner.closed:   # cancelled, then asked again
             self._refresh()
 
     def _show(self, ev: Any) -> None:
@@ -392,7 +397,7 @@ class EvaluateWorkspace(QWidget):
                              f"samples · {figures}")
         self._draw_boundaries()
         self._split(ev.task, two, ev.image)
-        self.stack.setCurrentWidget(self.views)
+        self.stack.setCurrentWidget(self.views_scroll)
         self.export_button.setEnabled(True)
 
     def _split(self, task: str, two: bool, image: bool) -> None:
@@ -408,9 +413,8 @@ class EvaluateWorkspace(QWidget):
             self.views.setSizes([int(width * left), width - int(width * left)])
         height = max(self.right.height(), 300)
         if task == "classification":   # the table as tall as its rows (at most 42 %), the matrix the rest
-            rows = self.per_class.rowCount()
-            table = self.per_class.horizontalHeader().height() + rows * self.per_class.verticalHeader() \
-                .defaultSectionSize() + 24
+            t = self.per_class
+            table = t.horizontalHeader().sizeHint().height() + t.verticalHeader().length() + 2 * t.frameWidth() + 2
             table = min(int(height * 0.42), table)
             self.right.setSizes([height - table, table, 0])
 
@@ -470,7 +474,7 @@ class EvaluateWorkspace(QWidget):
                              "per-class figures follow from the best checkpoint once the run has ended.")
         self.progress.hide()
         self._draw_boundaries()
-        self.stack.setCurrentWidget(self.views)
+        self.stack.setCurrentWidget(self.views_scroll)
         self.export_button.setEnabled(True)
 
     def _boundary_of(self, f: RunFacts) -> tuple[Any, Any, tuple[str, ...]] | None:
@@ -531,5 +535,5 @@ class EvaluateWorkspace(QWidget):
 
     # ------------------------------------------------------------------ closing
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Stop the background evaluation (window closing); True when its thread has ended."""
-        return self.runner.shutdown(timeout_ms)
+        """Stop the background evaluation for good (window closing); True when its thread has ended."""
+        return self.runner.close(timeout_ms)

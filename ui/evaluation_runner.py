@@ -100,6 +100,7 @@ class EvaluationRunner(QObject):
         self._pending: list[str] = []
         self._thread: QThread | None = None
         self._adapter: _Adapter | None = None
+        self.closed = False
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -121,6 +122,8 @@ class EvaluationRunner(QObject):
         """Queue the evaluation of ``run_dir``'s ``which`` checkpoint; returns its key. A request
         already waiting or under way is not queued twice."""
         key = request_key(run_dir, which)
+        if self.closed:                 # the window is closing: nothing starts any more
+            return key
         with self._lock:
             self._stop.discard(key)
             self._stop.discard("*")
@@ -164,8 +167,14 @@ class EvaluationRunner(QObject):
         self._forget(key)
         self.cancelled.emit(key)
 
+    def close(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel everything, end the thread and take no more requests (the window closes); True
+        when the thread has ended."""
+        self.closed = True
+        return self.shutdown(timeout_ms)
+
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel everything and end the thread; True when it has ended."""
+        """Cancel everything and end the thread (a later request starts it again); True when it has ended."""
         self.cancel(None)
         thread = self._thread
         if thread is None:

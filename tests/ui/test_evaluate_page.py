@@ -97,7 +97,7 @@ def test_evaluation_runs_off_the_gui_thread_with_progress_then_reopens_from_the_
     key, ev, from_cache = blocker.args
     assert not from_cache and threads and threads[0] != threading.get_ident()
     assert ("evaluating", 1, 1) in progress and not page.progress.isVisible()
-    assert page.evaluation is ev and page.stack.currentWidget() is page.views
+    assert page.evaluation is ev and page.stack.currentWidget() is page.views_scroll
     assert f"accuracy {100 * read_summary(run).best_val_accuracy:.2f}%" in page.summary.text()
     # a new page (the app opened again) finds the run folder's cache: no model, no data
     other = EvaluateWorkspace()
@@ -243,6 +243,21 @@ def test_a_run_without_checkpoint_or_not_on_disk_says_why(qtbot, page, tmp_path)
     assert "not saved on disk" in page.body.text()
     page.set_run(RunFacts("running", "training", "classification", "digits", None, True, None, "live-2"))
     assert "training" in page.body.text() and "best checkpoint" in page.body.text()
+
+
+def test_closing_during_an_evaluation_ends_its_thread_and_starts_no_other(qtbot, page, runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(runs["digits"], run, ignore=shutil.ignore_patterns("evaluation"))   # nothing cached
+    with qtbot.waitSignal(page.runner.progress, timeout=EVAL_TIMEOUT_MS):
+        page.set_run(facts(run))
+    assert page.runner.busy()
+    assert page.shutdown(10_000)
+    qtbot.wait(50)                                     # the cancelled signal arrives: no new request
+    assert page.runner._thread is None and page.runner.pending() == []
+    page.set_run(facts(runs["diabetes"]))
+    assert page.runner._thread is None
 
 
 # ------------------------------------------------------------------------------ the app
