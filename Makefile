@@ -39,7 +39,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml Makefile | $(PY)
-	$(PY) -m pip install --disable-pip-version-check -q $(PINS) -e '.[test,onnx]'
+	$(PY) -m pip install --disable-pip-version-check -q $(PINS) -e '.[test,onnx,reproduce]'
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -380,6 +380,21 @@ class Dashboard(QWidget):
         for panel in self.panels():
             panel.set_legend_visible(visible)
 
+    def set_targets(self, targets: Sequence[Any]) -> None:
+        """The published figures of the preset on screen (:func:`workbench.protocol.published_targets`)
+        as dashed reference lines labelled with their source: accuracy (%) on the accuracy plot, a
+        learned w on the depth plot. An empty list removes them."""
+        wanted = {"accuracy": {}, "w": {}}
+        for i, target in enumerate(targets):
+            if target.metric in wanted:
+                wanted[target.metric][f"published:{i}"] = target
+        for metric, panel in (("accuracy", self.accuracy_plot), ("w", self.depth_panel.plot)):
+            for key in [k for k in panel.reference_lines() if k.startswith("published:")]:
+                if key not in wanted[metric]:
+                    panel.remove_reference_line(key)
+            for key, target in wanted[metric].items():
+                panel.set_reference_line(key, target.value, target.label, color="#b15928")
+
     def set_model_depth_layers(self, names: Sequence[str]) -> None:
         """The InfiniteDepth layers of the model in the editor (the depth panel's note describes it)."""
         self._model_depth = list(names)

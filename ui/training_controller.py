@@ -106,7 +106,7 @@ class TrainingController(QObject):
         self.run_action = QAction("Run", window)
         self.run_action.setObjectName("runAction")
         self.run_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.run_action.triggered.connect(self.start_run)
+        self.run_action.triggered.connect(lambda _checked=False: self.start_run())
         self.stop_action = QAction("Stop", window)
         self.stop_action.setObjectName("stopAction")
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
@@ -180,6 +180,9 @@ class TrainingController(QObject):
                 names.append(f"{path[0]}_InfiniteDepth" if len(path) == 1
                              else f"#{'.'.join(str(i) for i in path)} InfiniteDepth")
         self.dashboard.set_model_depth_layers(names)
+        from workbench.protocol import published_targets
+
+        self.dashboard.set_targets(published_targets(self.window.document.current))
 
     # ------------------------------------------------------------------ state
     def is_training(self) -> bool:
@@ -215,8 +218,9 @@ class TrainingController(QObject):
                 self.status.message.setToolTip("")
 
     # ------------------------------------------------------------------ runs
-    def start_run(self) -> bool:
-        """Start training the document's preset; False (and the reason shown) when it cannot."""
+    def start_run(self, preset: Any = None, label: str | None = None) -> bool:
+        """Start training the document's preset (or ``preset``, e.g. one run of a reproduction
+        protocol, labelled ``label``); False (and the reason shown) when it cannot."""
         reason = self.run_block_reason()
         if reason is not None:
             self.update_actions()
@@ -224,7 +228,8 @@ class TrainingController(QObject):
             return False
         from workbench.runs import default_runs_root, new_run_dir
 
-        preset = self.window.document.preset()
+        if preset is None:
+            preset = self.window.document.preset()
         try:
             run_dir = new_run_dir(default_runs_root(), preset.name)
         except OSError as exc:
@@ -234,7 +239,7 @@ class TrainingController(QObject):
             return False
         self._run_count += 1
         self._preset_name = preset.name
-        label = f"run {self._run_count} · {preset.name}"
+        label = f"run {self._run_count} · {label or preset.name}"
         entry = self.runs_panel.add_live_run(label, run_dir, preset)
         self.run_id = entry.run_id
         self.dashboard.start_run(entry.run_id, label, dataset=preset.task.dataset, loss=preset.task.loss)
@@ -429,4 +434,7 @@ def install_training(window: Any, *, trainer_factory: TrainerFactory | None = No
     """Add Run/Stop/Pause, the dashboard and runs docks and the status widgets to ``window``."""
     controller = TrainingController(window, trainer_factory=trainer_factory)
     window.training_controller = controller
+    from ui.reproduce import install_reproduce
+
+    install_reproduce(controller)
     return controller

@@ -1,4 +1,4 @@
-"""Headless command line: ``python main.py train|eval|export|presets|runs ...``.
+"""Headless command line: ``python main.py train|eval|export|presets|runs|reproduce ...``.
 
 Exit codes: 0 success; 1 the run failed (or was interrupted); 2 bad input — an unknown preset or
 path, an invalid preset (every problem is printed), missing data set files (the folders searched
@@ -63,6 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("runs", help="list runs")
     r.add_argument("--root", type=Path, help="runs folder (default: env AFWB_RUNS or the user data dir)")
+
+    rp = sub.add_parser("reproduce", help="re-run the published experiments of presets with a reproduction "
+                                          "protocol and write published vs measured (Markdown + figures)")
+    rp.add_argument("keys", nargs="*", metavar="KEY", help="built-in keys or preset .json paths (default: every "
+                                                             "built-in preset with a protocol)")
+    rp.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
+                    help="smoke: a few steps each (tests); cpu: what fits in about an hour on a 2-core CPU; "
+                         "full: everything as published (GPU)")
+    rp.add_argument("--out", type=Path, help="output folder for results.json and the run folders (default: "
+                                              "<runs folder>/reproduce-<budget>-<time>); an existing one resumes")
+    rp.add_argument("--report", type=Path, help="Markdown report to write (default: <out>/reproduction.md; "
+                                                 "figures go to a folder of the same name beside it)")
+    rp.add_argument("--device", help="override train.device of every run: auto, cpu, cuda, mps")
+    rp.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
+    rp.add_argument("--download", action="store_true", help="allow downloading MNIST/Fashion/CIFAR into the data root")
+    rp.add_argument("--threads", type=int, help="torch CPU threads with --jobs 1 (default: torch's choice)")
+    rp.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with one "
+                                                        "torch thread (default 1; 2 uses both cores of a 2-core CPU)")
+    rp.add_argument("--list", action="store_true", help="list the protocols and their budgets, run nothing")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
     return parser
 
 
@@ -83,7 +103,8 @@ def main(argv: Sequence[str] | None = None, *, render_figures: FigureRenderer | 
         parser.print_help()
         return 2
     try:
-        return {"train": _train, "eval": _eval, "export": _export, "presets": _presets, "runs": _runs}[args.command](args)
+        return {"train": _train, "eval": _eval, "export": _export, "presets": _presets, "runs": _runs,
+                "reproduce": _reproduce}[args.command](args)
     except CliError as exc:
         for line in exc.message.splitlines() or [""]:
             print(f"error: {line}", file=sys.stderr)
@@ -178,8 +199,10 @@ def _model_with_checkpoint(run: Path, which: str, device: Any = "cpu") -> tuple[
 class _Progress:
     """tqdm bar on stderr driven by trainer events (steps, loss, accuracy, samples/s)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, position: int = 0, leave: bool = True) -> None:
         self.quiet = quiet
+        self.position = position
+        self.leave = leave
         self.bar = None
         self.pos = 0
         self.last_val: str = ""
@@ -193,7 +216,8 @@ class _Progress:
 
             self.pos = event.start_step
             self.bar = tqdm(total=event.total_steps, initial=event.start_step, file=sys.stderr, unit="step",
-                            dynamic_ncols=True, desc=event.preset_name[:30], leave=True)
+                            dynamic_ncols=True, desc=event.preset_name[:30], leave=self.leave,
+                            position=self.position)
         elif name == "Metrics" and self.bar is not None:
             self.bar.update(event.step - self.pos)
             self.pos = event.step
@@ -493,3 +517,161 @@ def _runs(args: argparse.Namespace) -> int:
         headers, rows = headers[:-1], [row[:-1] for row in rows]
     print(_table(rows, headers))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce
+# ---------------------------------------------------------------------------------------------
+def _protocol_presets(keys: list[str]) -> list[tuple[str, Any]]:
+    """(key, preset) for the given keys/paths, or every built-in preset with a protocol."""
+    from .presets import builtin_keys
+
+    if keys:
+        out = []
+        for key in keys:
+            preset = _load_preset_arg(key)
+            if preset.reproduction is None:
+                with_protocol = [k for k, _ in _protocol_presets([])]
+                raise CliError(f"preset '{key}' has no reproduction protocol; built-in presets with one: "
+                               + (", ".join(with_protocol) or "none"))
+            out.append((Path(key).stem if key.endswith(".json") else key, preset))
+        return out
+    found = []
+    for key in builtin_keys():
+        preset = _load_preset_arg(key)
+        if preset.reproduction is not None:
+            found.append((key, preset))
+    return found
+
+
+class _ReproduceProgress:
+    """An overall bar (runs) and a per-run bar (steps), or one line per run when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.overall = None
+        self.inner: dict[int, _Progress] = {}  # worker slot -> its run's step bar
+
+    def __call__(self, event: Any) -> None:
+        name = type(event).__name__
+        if name == "RunBegins":
+            if not self.quiet and self.overall is None:
+                from tqdm import tqdm
+
+                self.overall = tqdm(total=event.total, file=sys.stderr, unit="run", position=0, leave=True,
+                                    dynamic_ncols=True, desc="reproduce")
+            if self.overall is not None:
+                self.overall.set_postfix_str(f"{event.run.key} {event.run.label}", refresh=True)
+        elif name == "RunEnds":
+            row = event.row
+            figures = [f"best {row['best_accuracy']:.2f}%" if row.get("best_accuracy") is not None else "",
+                       f"final {row['final_accuracy']:.2f}%" if row.get("final_accuracy") is not None else "",
+                       ("w " + ", ".join(f"{w:.2f}" for w in row["w"])) if row.get("w") else "",
+                       f"{row['wall_s']:.0f} s" if row.get("wall_s") is not None else ""]
+            text = f"[{event.index + 1}/{event.total}] {row['key']} {row['label']}: {row['status']}"
+            if any(figures):
+                text += ", " + ", ".join(f for f in figures if f)
+            if row.get("message") and row["status"] != "finished":
+                text += f" ({row['message']})"
+            if self.overall is not None:
+                self.overall.update(1)
+                self.overall.write(text, file=sys.stderr)
+            else:
+                print(text, flush=True)
+            if event.index + 1 == event.total and self.overall is not None:
+                self.overall.close()
+                self.overall = None
+        elif name == "RunProgress":
+            bar = self.inner.setdefault(event.slot, _Progress(self.quiet, position=event.slot + 1, leave=False))
+            bar(event.event)
+
+    def close(self) -> None:
+        for inner in self.inner.values():
+            if inner.bar is not None:
+                inner.bar.close()
+        if self.overall is not None:
+            self.overall.close()
+            self.overall = None
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import Reproducer, load_results, planned_summary, plan_experiment
+    from .reproduce_report import write_report
+    from .runs import default_runs_root
+    from .spec import SpecError
+
+    presets = _protocol_presets(list(args.keys))
+    if not presets:
+        raise CliError("no preset has a reproduction protocol")
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    experiments = []
+    for key, preset in presets:
+        try:
+            experiments.append(plan_experiment(key, preset, args.budget, device=args.device))
+        except SpecError as exc:
+            raise CliError(f"{key}: the {args.budget} protocol is invalid:\n{_spec_error_text(exc)}") from None
+    if args.list:
+        for line in planned_summary(experiments):
+            print(line)
+        return 0
+    for exp in experiments:
+        if exp.runs:
+            _check_device(exp.runs[0].preset)
+    import time as _time
+
+    out = args.out if args.out is not None else default_runs_root() / f"reproduce-{args.budget}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    _writable_root(out)
+    try:
+        previous = load_results(out)
+    except ValueError as exc:
+        raise CliError(f"{exc}; pick another --out folder") from None
+    if previous is not None and previous.get("budget") != args.budget:
+        raise CliError(f"{out} holds a '{previous.get('budget')}' reproduction, not '{args.budget}'; "
+                       f"pick another --out folder (or the same --budget to resume it)")
+    report = args.report if args.report is not None else out / "reproduction.md"
+    _writable_root(report.parent)
+    command = " ".join(["python main.py reproduce", *args.keys, "--budget", args.budget]
+                       + (["--device", args.device] if args.device else [])
+                       + (["--jobs", str(args.jobs)] if args.jobs > 1 else []))
+    print(f"output folder: {out}", flush=True)
+    for line in planned_summary(experiments):
+        print(f"  {line}", flush=True)
+    progress = _ReproduceProgress(args.quiet)
+
+    def rewrite(results: dict[str, Any]) -> None:
+        write_report(results, report, command=command)
+
+    reproducer = Reproducer(experiments, out, data_root=args.data_root, download=args.download, jobs=args.jobs,
+                            on_event=progress, on_results=rewrite)
+    interrupted = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted["flag"] = True
+        reproducer.stop()
+
+    try:
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous_handler = None
+    try:
+        results = reproducer.run()
+    finally:
+        progress.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    print(f"report: {report}", flush=True)
+    rows = results.get("rows", [])
+    missing = [r for r in rows if r.get("status") == "data missing"]
+    if missing:
+        print(f"note: {len(missing)} run(s) not made because their data set is missing; pass --download "
+              f"or --data-root", file=sys.stderr)
+    if interrupted["flag"] or reproducer.interrupted:
+        return 130 if interrupted["flag"] else 1
+    return 1 if any(r.get("status") == "failed" for r in rows) else 0
