@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
 from ui.document import LayerPath, PresetDocument, ReadOnlyError, json_path
 
 INT_MAX = 2_147_483_647
+#: The device choice "all N GPUs (DDP)" (the preset gets ``cuda``; the window runs N processes).
+DDP_DEVICE = "ddp"
 NUMBER = "number"
 
 
@@ -358,6 +360,9 @@ class Inspector(QScrollArea):
         self.field_editors: dict[tuple[str, str], ValueEditor] = {}
         self.option_editors: dict[str, ValueEditor] = {}
         self._options_dataset: str | None = None
+        #: processes of the next run: the number of GPUs when "all N GPUs (DDP)" is chosen, else 0
+        self.ddp_processes = 0
+        self._gpu_count = 0
 
         body = QWidget()
         body.setObjectName("inspectorBody")
@@ -415,13 +420,25 @@ class Inspector(QScrollArea):
         self._selection = tuple(key) if isinstance(key, list) else key
         self.refresh()
 
-    def set_available_devices(self, devices: Sequence[str]) -> None:
-        """Offer ``auto`` plus ``devices`` (``cpu`` always; ``cuda``/``mps`` when torch reports them)."""
+    def set_available_devices(self, devices: Sequence[str], gpu_count: int = 0) -> None:
+        """Offer ``auto`` plus ``devices`` (``cpu`` always; ``cuda``/``mps`` when torch reports them),
+        and "all N GPUs (DDP)" when ``gpu_count`` > 1 GPUs are visible: the run then trains on N
+        torchrun processes, one per GPU (the preset itself says ``cuda``; see :attr:`ddp_processes`)."""
         ed = self.field_editors[("train", "device")]
         assert isinstance(ed, ChoiceEditor)
         values = ["auto"] + [d for d in devices if d != "auto"]
-        ed.set_choices(values)
-        ed.set_value(self.document.current.train.device)
+        self._gpu_count = int(gpu_count)
+        if self._gpu_count > 1:
+            ed.set_choices(values + [DDP_DEVICE], [str(v) for v in values] + [f"all {self._gpu_count} GPUs (DDP)"])
+        else:
+            ed.set_choices(values)
+            self.ddp_processes = 0
+        self._show_device()
+
+    def _show_device(self) -> None:
+        ed = self.field_editors[("train", "device")]
+        device = self.document.current.train.device
+        ed.set_value(DDP_DEVICE if self.ddp_processes > 1 and device == "cuda" else device)
 
     def layer_editor(self, name: str) -> ValueEditor:
         return self.layer_editors[name]
@@ -465,6 +482,9 @@ class Inspector(QScrollArea):
                 ed.set_value(layer.params.get(name, default))
         for (section, name), ed in self.field_editors.items():
             ed.set_value(getattr(getattr(preset, section), name))
+        if preset.train.device != "cuda":
+            self.ddp_processes = 0  # another device chosen (an undo, another preset): one process again
+        self._show_device()
         self._sync_options()
         self._fit_width()
 
@@ -597,6 +617,13 @@ class Inspector(QScrollArea):
             self._guard(lambda: self.document.set_layer_trainable(path, value))
 
     def _set_field(self, section: str, name: str, value: Any) -> None:
+        if (section, name) == ("train", "device"):
+            # "all N GPUs (DDP)": the preset trains on cuda, N processes (a choice of this window's runs)
+            self.ddp_processes = self._gpu_count if value == DDP_DEVICE else 0
+            value = "cuda" if value == DDP_DEVICE else value
+            if value == self.document.current.train.device:
+                self._show_device()
+                return
         self._guard(lambda: self.document.set_field(section, name, value))
 
     def _set_option(self, name: str, value: Any) -> None:

@@ -308,9 +308,9 @@ class MainWindow(QMainWindow):
 
     def _after_torch(self) -> None:
         try:
-            from workbench.devices import available_devices
+            from workbench.devices import available_devices, visible_gpus
 
-            self.inspector.set_available_devices(available_devices())
+            self.inspector.set_available_devices(available_devices(), gpu_count=visible_gpus())
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"Could not query devices: {exc}", 6000)
 

@@ -30,7 +30,7 @@ from ui.failures import fix_for
 from ui.plot_buffers import RunBuffers
 from ui.runs_panel import RunsPanel
 from ui.status_widgets import TrainingStatus
-from ui.worker import TrainerFactory, TrainingWorker
+from ui.worker import TrainerFactory, TrainingWorker, ddp_trainer_factory
 from workbench.events import Failed
 
 __all__ = ["TrainingController", "install_training", "data_root_setting", "JOIN_TIMEOUT_MS"]
@@ -70,6 +70,8 @@ class TrainingController(QObject):
         super().__init__(window)
         self.window = window
         self.trainer_factory = trainer_factory
+        #: the device of each process of a DDP run ("cuda": one GPU each; tests use "cpu": gloo)
+        self.ddp_device = "cuda"
         self.worker: TrainingWorker | None = None
         self.run_id: str | None = None
         self.last_final: Any = None
@@ -250,7 +252,7 @@ class TrainingController(QObject):
         self.window.document.set_read_only(
             True, f"Training {preset.name} — the model is read-only until the run ends")
         worker = TrainingWorker(preset, run_dir, data_root_setting(getattr(self.window, "settings", None)),
-                                factory=self.trainer_factory, parent=self)
+                                factory=self._factory_for_run(), parent=self)
         worker.events.connect(self._on_events)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -259,6 +261,14 @@ class TrainingController(QObject):
         worker.start()
         self.run_started.emit(entry.run_id)
         return True
+
+    def _factory_for_run(self) -> TrainerFactory | None:
+        """The trainer factory of the next run: torchrun processes when the device choice is "all N
+        GPUs (DDP)" (the inspector's ``ddp_processes``), else the local one."""
+        nproc = int(getattr(getattr(self.window, "inspector", None), "ddp_processes", 0) or 0)
+        if nproc > 1:
+            return ddp_trainer_factory(nproc, self.ddp_device)
+        return self.trainer_factory
 
     def stop(self) -> None:
         if self.worker is not None:

@@ -31,7 +31,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
 
-__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
+__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory", "ddp_trainer_factory",
            "training_threads"]
 
 
@@ -68,6 +68,22 @@ def default_trainer_factory(preset: Any, run_dir: Path | None, data_root: Path |
 
     torch.set_num_threads(training_threads())
     return Trainer(preset, run_dir, data_root)
+
+
+def ddp_trainer_factory(nproc: int, device: str = "cuda") -> TrainerFactory:
+    """A factory whose "trainer" is a run on ``nproc`` torchrun processes (one per GPU with
+    ``device`` "cuda"; "cpu": gloo CPU processes, what the tests use). Rank 0 streams the run's
+    events back (:mod:`workbench.eventlink`), so the worker, the dashboard and Stop treat it exactly
+    like a local run; Stop stops every process (a second Stop sends torchrun SIGTERM)."""
+
+    def factory(preset: Any, run_dir: Path | None, data_root: Path | None) -> TrainerLike:
+        from workbench.launch import launch_preset
+
+        if run_dir is None:
+            raise ValueError("a DDP run needs a run folder")
+        return launch_preset(preset, run_dir, nproc, data_root=data_root, device=device)
+
+    return factory
 
 
 def training_nice() -> int:

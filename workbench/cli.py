@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
     t.add_argument("--resume", type=Path, help="run folder to continue from its checkpoints/last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes of this machine with DDP (runs torch.distributed.run for you): one per "
+                        "GPU, or N CPU processes with --device cpu; the preset's batch_size stays the global batch. "
+                        "For several machines use torchrun yourself (docs/distributed.md)")
+    t.add_argument("--run-dir", type=Path, help="train into this new, empty folder instead of a fresh one under --out")
 
     e = sub.add_parser("eval", help="evaluate a run's best.pt (or last.pt): confusion matrix, per-class "
                                     "figures, predictions, mistakes, decision boundary")
@@ -99,6 +105,7 @@ def main(argv: Sequence[str] | None = None, *, render_figures: FigureRenderer | 
     except SystemExit as exc:  # argparse prints its own one-line usage error
         return 0 if exc.code in (0, None) else 2
     args.render_figures = render_figures
+    args.argv = args_list
     if args.command is None:
         parser.print_help()
         return 2
@@ -262,13 +269,22 @@ def summary_line(summary: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import context_from_env
     from .runs import checkpoint_path, default_runs_root, new_run_dir, run_is_live
     from .trainer import Trainer
 
+    under_torchrun = all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if args.nproc is not None:
+        if under_torchrun:
+            raise CliError("--nproc starts torchrun itself: under torchrun leave it out (torchrun's "
+                           "--nproc-per-node sets the number of processes)")
+        if args.nproc < 1:
+            raise CliError(f"--nproc must be at least 1, got {args.nproc}")
+    process = context_from_env()
     resume = None
     if args.resume is not None:
         resume = _run_folder(args.resume)
-        if run_is_live(resume):
+        if process.is_main and run_is_live(resume):  # (rank 0 of this run may hold it already)
             raise CliError(f"{resume} is still training in another process; wait for it to end or stop it first")
         if not checkpoint_path(resume, "last").exists():
             raise CliError(f"{resume} has no checkpoints/last.pt to resume from: the run ended (or was interrupted) "
@@ -287,7 +303,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.limit_train is not None:
         preset.task.limit_train = args.limit_train
     _validate(preset)
-    _check_device(preset)
+    if args.nproc is not None and args.nproc > 1:
+        _check_launch_devices(preset, args.nproc)
+    else:
+        _check_device(preset)
     _check_data(preset.task, args.data_root, args.download)
     if resume is not None:
         # the checkpoint must fit the preset's model before anything is written
@@ -303,6 +322,12 @@ def _train(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - unreadable checkpoint
             raise CliError(f"cannot read {path}: {exc}") from None
         run_dir = resume
+    elif args.run_dir is not None:
+        run_dir = args.run_dir
+        if process.is_main and ((run_dir / "summary.json").exists() or (run_dir / "metrics.jsonl").exists()):
+            raise CliError(f"{run_dir} already holds a run: pass a new folder, or --resume that run")
+    elif not process.is_main:
+        run_dir = None  # rank 0 reserves the folder and alone writes it
     else:
         root = args.out if args.out is not None else default_runs_root()
         _writable_root(root)
@@ -311,25 +336,47 @@ def _train(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError) as exc:
             raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
 
-    print(f"run folder: {run_dir}", flush=True)
-    trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume)
+    # a rank launched by train --nproc (which prints these itself) stays silent; rank 0 otherwise speaks
+    speaks = process.is_main and "AFWB_EVENT_LINK" not in os.environ
+    if speaks:
+        print(f"run folder: {run_dir}", flush=True)
+    if args.nproc is not None:
+        return _launch(args, preset, run_dir)
+    trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume,
+                      process=process)
     interrupted = {"flag": False}
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         interrupted["flag"] = True
         trainer.stop()
 
-    previous = None
+    # under torchrun, its agent passes a Ctrl-C on as SIGINT and a teardown as SIGTERM: stop cleanly
+    signals = (signal.SIGINT, signal.SIGTERM) if under_torchrun else (signal.SIGINT,)
+    previous = {}
+    for sig in signals:
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not in the main thread
+            pass
+    progress = _Progress(args.quiet or not process.is_main)
+    on_event: Any = progress
+    link = None
+    if under_torchrun:
+        from .distributed import watch_parent
+        from .eventlink import connect_rank0
+
+        watch_parent(trainer.stop)
+        if process.is_main:
+            link, on_event = connect_rank0(trainer, progress)
     try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not in the main thread
-        previous = None
-    progress = _Progress(args.quiet)
-    try:
-        summary = trainer.run(progress)
+        summary = trainer.run(on_event)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if link is not None:
+            link.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if under_torchrun:
+        return _rank_exit(summary, process, speaks)
     line = summary_line(summary)
     print(line, flush=True)
     if summary.status == "failed":
@@ -340,6 +387,80 @@ def _train(args: argparse.Namespace) -> int:
     if summary.status == "stopped":
         return 130 if interrupted["flag"] else 1
     return 0
+
+
+def _check_launch_devices(preset: Any, nproc: int) -> None:
+    """Every one of ``nproc`` processes of this machine gets its device (a GPU each, or the CPU)."""
+    from .devices import DeviceUnavailable
+    from .distributed import ddp_device
+
+    try:
+        ddp_device(preset.train.device, nproc - 1)
+    except DeviceUnavailable as exc:
+        raise CliError(f"{exc}; {exc.hint}") from None
+
+
+def _launch(args: argparse.Namespace, preset: Any, run_dir: Path) -> int:
+    """``train --nproc N``: the same arguments on N torchrun processes, followed here like a local run."""
+    from .launch import TorchrunLaunch
+
+    argv = list(args.argv)
+    worker = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            worker.append(arg)
+    if build_parser().parse_args(worker).nproc is not None:
+        raise CliError("write --nproc in full (torchrun's ranks must not see it)")
+    if args.resume is None and args.run_dir is None:
+        worker += ["--run-dir", str(run_dir)]
+    worker.append("--quiet")  # the progress bar is drawn here, from rank 0's events
+    launch = TorchrunLaunch(worker, args.nproc, run_dir, preset_name=preset.name)
+    interrupted = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted["flag"] = True
+        launch.stop()  # the first asks rank 0; a second Ctrl-C sends torchrun SIGTERM
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        summary = launch.run(_Progress(args.quiet))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(summary_line(summary), flush=True)
+    if summary.status == "failed":
+        print(f"error: {summary.message}", file=sys.stderr)
+        if summary.hint:
+            print(f"hint: {summary.hint}", file=sys.stderr)
+        return 1
+    if summary.status == "stopped":
+        return 130 if interrupted["flag"] else 1
+    return 0
+
+
+def _rank_exit(summary: Any, process: Any, speaks: bool) -> int:
+    """A torchrun rank's exit: 0 when the run finished or was stopped as asked (torchrun then reports
+    no failure), 1 when it failed — with the message on stderr, from rank 0 (which speaks for the
+    run) and from any rank whose own failure it was."""
+    if summary.status != "failed":
+        if speaks:
+            print(summary_line(summary), flush=True)
+        return 0
+    if process.is_main or not summary.message.startswith(("another process of this", "process rank ")):
+        prefix = "" if process.is_main else f"[rank {process.rank}] "
+        print(f"{prefix}error: {summary.message}", file=sys.stderr)
+        if summary.hint:
+            print(f"{prefix}hint: {summary.hint}", file=sys.stderr)
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -675,3 +796,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     if interrupted["flag"] or reproducer.interrupted:
         return 130 if interrupted["flag"] else 1
     return 1 if any(r.get("status") == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":  # torchrun ... -m workbench.cli train PRESET
+    _code = main()
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        # a torchrun rank: end here, before the interpreter's finalisation can destroy a process
+        # group whose threads still run (PyTorch may then abort the process after a clean run)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_code)
+    sys.exit(_code)

@@ -27,7 +27,8 @@ class RunSummary:
 
     ``best_val_accuracy`` / ``final_val_accuracy`` are fractions in [0, 1] (classification);
     ``best_val_rmse`` / ``final_val_rmse`` are in target units (regression); ``learned_depth``
-    maps each ``InfiniteDepth`` layer name to its raw ``w`` at the end of the run.
+    maps each ``InfiniteDepth`` layer name to its raw ``w`` at the end of the run. A run trained
+    by several processes (DDP) has ``world_size`` > 1; its figures are those of the global batch.
     """
 
     status: RunStatus
@@ -52,6 +53,8 @@ class RunSummary:
     trainable_params: int = 0
     message: str = ""
     hint: str = ""
+    #: processes that trained the run together (torchrun + DDP); 1 for an ordinary run
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -147,6 +150,8 @@ class RunStarted:
     hardness_layers: tuple[str, ...] = ()
     start_step: int = 0
     start_epoch: int = 0
+    #: processes training the run together (torchrun + DDP; ``device`` is rank 0's); 1 otherwise
+    world_size: int = 1
 
 
 @dataclass(frozen=True)
