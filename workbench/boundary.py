@@ -146,12 +146,13 @@ def predict_grid(model: torch.nn.Module, points: torch.Tensor, *, task: str, kin
     The caller sets ``eval()`` mode and ``no_grad``."""
     import torch
 
-    from .predictions import class_probabilities, forward
+    from .predictions import class_probabilities, class_scores, forward
 
     out = forward(model, points, precision)
     if task == "regression":
         first = out.reshape(out.shape[0], -1)[:, 0]
         return [], [], (first.double() * float(target_scale) + float(target_mean)).tolist(), 0
+    out = class_scores(out)        # one logit z of two classes → (0, z)
     probs = class_probabilities(out, kind)
     pred = out.argmax(-1)
     conf = probs.gather(1, pred[:, None])[:, 0]
@@ -241,8 +242,7 @@ class BoundaryHook:
         return self._last_step is None or step - self._last_step >= self.steps_between
 
     def __call__(self, context: Any) -> list[Any] | None:
-        import torch
-
+        from .hooks import evaluating
         from .predictions import loss_kind, target_offset
 
         data = context.data
@@ -258,18 +258,12 @@ class BoundaryHook:
             self._extent = grid_extent(data)
             self._points = grid_centres(*self._extent, self.resolution, context.device)
             out.append(boundary_points(data))
-        model = context.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                task = "regression" if data.task == "regression" else "classification"
-                classes, conf, values, k = predict_grid(
-                    model, self._points, task=task, kind=loss_kind(self.preset.task, data.task),
-                    precision=str(getattr(self.preset.train, "precision", "fp32")),
-                    target_scale=float(data.target_scale), target_mean=target_offset(getattr(data, "notes", {}), 1)[0])
-        finally:
-            model.train(was_training)
+        task = "regression" if data.task == "regression" else "classification"
+        with evaluating(context.model) as model:     # eval() and no_grad, then the mode it had
+            classes, conf, values, k = predict_grid(
+                model, self._points, task=task, kind=loss_kind(self.preset.task, data.task),
+                precision=str(getattr(self.preset.train, "precision", "fp32")),
+                target_scale=float(data.target_scale), target_mean=target_offset(getattr(data, "notes", {}), 1)[0])
         self._last_step = step
         self.grids += 1
         assert self._extent is not None

@@ -354,7 +354,7 @@ def evaluate_model(model: Any, data: Any, preset: Any, checkpoint: CheckpointRef
     import torch.nn.functional as F
 
     from .boundary import boundary_of, boundary_points, is_two_feature
-    from .predictions import class_probabilities, forward, loss_kind, target_offset
+    from .predictions import BCE_LOGIT_BOUND, class_probabilities, class_scores, forward, loss_kind, target_offset
 
     task = "regression" if data.task == "regression" else "classification"
     kind = loss_kind(preset.task, data.task)
@@ -371,7 +371,7 @@ def evaluate_model(model: Any, data: Any, preset: Any, checkpoint: CheckpointRef
     total_batches = max(1, math.ceil(n / EVAL_BATCH))
     loss_sum = torch.zeros((), dtype=torch.float64, device=data.device)
     outs_pred, outs_conf, outs_topk, outs_topp, outs_true, outs_val = [], [], [], [], [], []
-    k = int(data.output_dim)
+    k = max(2, int(data.output_dim)) if task == "classification" else int(data.output_dim)
     top = min(TOP_K, k) if task == "classification" else 0
     with torch.no_grad():
         for b, (x, y) in enumerate(batches):
@@ -385,8 +385,12 @@ def evaluate_model(model: Any, data: Any, preset: Any, checkpoint: CheckpointRef
                 continue
             if kind == "mse_onehot":
                 loss_sum += F.mse_loss(out, F.one_hot(y, out.shape[-1]).float(), reduction="sum").double() / out.shape[-1]
+            elif kind == "bce" and out.shape[-1] == 1:      # Keras's clipped binary cross-entropy
+                z = out.reshape(y.shape).clamp(-BCE_LOGIT_BOUND, BCE_LOGIT_BOUND)
+                loss_sum += F.binary_cross_entropy_with_logits(z, y.float(), reduction="sum").double()
             else:
-                loss_sum += F.cross_entropy(out, y, reduction="sum").double()
+                loss_sum += F.cross_entropy(class_scores(out), y, reduction="sum").double()
+            out = class_scores(out)                        # one logit z → (0, z): two classes
             probs = class_probabilities(out, kind)
             order = out.topk(top, dim=-1).indices          # the prediction first: out.argmax(-1)
             outs_pred.append(order[:, 0])
