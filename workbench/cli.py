@@ -342,8 +342,15 @@ def _train(args: argparse.Namespace) -> int:
         print(f"run folder: {run_dir}", flush=True)
     if args.nproc is not None:
         return _launch(args, preset, run_dir)
+    # a rank that streams its events to the app (launched by its "all N GPUs (DDP)" choice) sends the
+    # live decision boundary too; the trainer runs hooks on rank 0 only
+    hooks = []
+    if under_torchrun and "AFWB_EVENT_LINK" in os.environ:
+        from .boundary import BoundaryHook
+
+        hooks.append(BoundaryHook(preset))
     trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume,
-                      process=process)
+                      process=process, emit_hooks=hooks)
     interrupted = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:
