@@ -259,6 +259,7 @@ class TrainingController(QObject):
         self.pause_action.setChecked(False)
         self.update_actions()
         worker.start()
+        self._show_selected_run()    # with no run selected, the Evaluate page follows this one (live boundary)
         self.run_started.emit(entry.run_id)
         return True
 

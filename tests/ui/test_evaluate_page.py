@@ -305,3 +305,44 @@ def test_eval_writes_the_figures_with_the_apps_views(runs, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert load_cached(runs["digits"], "best") is not None
     assert evaluate_run(runs["digits"]).accuracy == pytest.approx(read_summary(runs["digits"]).best_val_accuracy)
+
+
+# ------------------------------------------------------------------------------ the live decision boundary
+def test_a_checkerboard_run_in_the_app_shows_its_boundary_live_then_the_checkpoints(make_window, qtbot):
+    """The app's trainer sends the grid at emits; the Evaluate page draws it while the run trains,
+    and the best checkpoint's once it has ended."""
+    from workbench.boundary import DecisionBoundary
+
+    preset = load_builtin("hannet-checkerboard")
+    preset.train.epochs, preset.train.device = 3, "cpu"
+    preset.monitor.every_steps = 5
+    window = make_window(preset)
+    c = install_training(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    c.train_on_run_action.setChecked(False)     # stay on the Evaluate page while it trains
+    window.show_workspace("Evaluate")
+    drawn_live: list = []
+
+    def on_events(batch) -> None:     # after the page's own slot: what it draws for this batch
+        if any(isinstance(e, DecisionBoundary) for e in batch) and c.evaluate.boundary.plots:
+            drawn_live.append((c.evaluate.boundary.plots[0].boundary, c.evaluate.summary.text()))
+
+    c.run_started.connect(lambda _id: c.worker.events.connect(on_events))
+    with qtbot.waitSignal(c.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert c.start_run()
+    assert isinstance(blocker.args[0], Finished)
+    assert drawn_live, "no decision boundary was drawn during the run"
+    live, text = drawn_live[0]
+    assert live.source == "live" and live.n_classes == 2 and text.startswith("Live: the model at step")
+    qtbot.waitUntil(lambda: c.evaluate.evaluation is not None, timeout=EVAL_TIMEOUT_MS)
+    view = window.findChild(QWidget, "decisionBoundary")
+    assert view is c.evaluate.boundary and view.isVisible()
+    assert view.plots[0].boundary.source == "best" and view.plots[0].boundary == c.evaluate.evaluation.boundary
+    assert window.close()
+
+
+def test_the_views_have_their_object_names(page):
+    for name in ("confusionMatrix", "mistakesGallery", "decisionBoundary", "regressionScatter", "perClassTable"):
+        assert page.findChild(QWidget, name) is not None, name
