@@ -346,3 +346,29 @@ def test_a_checkerboard_run_in_the_app_shows_its_boundary_live_then_the_checkpoi
 def test_the_views_have_their_object_names(page):
     for name in ("confusionMatrix", "mistakesGallery", "decisionBoundary", "regressionScatter", "perClassTable"):
         assert page.findChild(QWidget, name) is not None, name
+
+
+def test_checked_runs_are_drawn_side_by_side_with_the_selected_one(page):
+    """Live boundaries of three training runs: the selected one first, the checked ones beside it."""
+    from workbench.boundary import BoundaryPoints, DecisionBoundary
+
+    def grid(step: int, cls: int) -> DecisionBoundary:
+        return DecisionBoundary(step=step, epoch=0, x_range=(-1.0, 1.0), y_range=(-1.0, 1.0), resolution=2,
+                                task="classification", n_classes=2, classes=(cls,) * 4, confidence=(0.9,) * 4)
+
+    points = BoundaryPoints("classification", (0.5, -0.5), (0.5, -0.5), (1.0, 0.0), (), (), (), 2, 0)
+    runs = [RunFacts(f"run {i}", "training", "classification", "checkerboard", 2, False, None, f"id-{i}")
+            for i in range(3)]
+    for i, f in enumerate(runs):
+        page.add_live_events(f.run_id, [points, grid(10 * i, i % 2)])
+    page.set_run(runs[1])
+    page.set_compare_runs([runs[0], runs[1], runs[2]])
+    view = page.findChild(QWidget, "decisionBoundary")
+    assert view.keys == ["id-1", "id-0", "id-2"]
+    assert [p.label for p in view.plots] == ["run 1", "run 0", "run 2"]
+    assert [p.boundary.step for p in view.plots] == [10, 0, 20] and all(p.isVisible() for p in view.plots)
+    # a newer grid of a checked run replaces its picture in place
+    page.add_live_events("id-2", [grid(30, 1)])
+    assert view.plots[2].boundary.step == 30 and view.keys == ["id-1", "id-0", "id-2"]
+    page.set_compare_runs([runs[1]])
+    assert view.keys == ["id-1"]
