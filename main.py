@@ -1,7 +1,7 @@
 """Activation-Free Workbench entry point.
 
 ``python main.py``                       opens the desktop app;
-``python main.py train|eval|export|presets|runs|reproduce ...``  runs the headless command line.
+``python main.py train|eval|export|presets|runs|reproduce|download ...``  runs the headless command line.
 
 This file stays thin: the app lives in ``ui/``, the command line in ``workbench/cli.py``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = frozenset({"train", "eval", "export", "presets", "runs", "reproduce", "-h", "--help"})
+CLI_COMMANDS = frozenset({"train", "eval", "export", "presets", "runs", "reproduce", "download", "-h", "--help"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,10 +17,18 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in CLI_COMMANDS:
         from workbench.cli import main as cli_main
 
-        return cli_main(args)
+        return cli_main(args, render_figures=_render_eval_figures)
     from ui.app import main as app_main
 
     return app_main(args)
+
+
+def _render_eval_figures(evaluation: object) -> dict[str, bytes]:
+    """``eval``'s PNG figures, drawn offscreen by the app's own plot code (imported only here, so the
+    headless core never imports Qt; ImportError when PySide6 or pyqtgraph is missing)."""
+    from ui.eval_figures import render_figures
+
+    return render_figures(evaluation)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,20 @@ Usage::
     python bench/overhead.py --full-epoch                     # also: z-mnist seconds per full 60,000-image epoch
 
 Prints a Markdown table (samples/s = training samples per wall-clock second).
+
+``--boundary`` measures something else: the cost of the live decision boundary
+(:class:`workbench.boundary.BoundaryHook`, at its default rate) as the ratio of the trainer's time
+without it to the trainer's time with it, on hannet-checkerboard (the issue's limit: ≥ 0.98, i.e.
+≤ 2 % of the training time). Two trainers of the same preset, one with the hook and one without,
+run in two threads in lock step — one epoch of one, then one epoch of the other, never both at
+once — so both see the same machine load; each one's time is its thread's CPU time over the whole
+run (training, emits, hook, validation; from its ``RunStarted``). ``--repeats`` such pairs run one
+after the other after one warm-up pair (which trainer goes first alternates); the median of their
+ratios is the headline. Beside it, the in-place measurement: the trainer thread's CPU time spent
+inside the hook ÷ that run's CPU time (free of
+the A/B noise of a shared machine, ±2 % per pair here)::
+
+    python bench/overhead.py --boundary --epochs 120 --repeats 5
 """
 from __future__ import annotations
 
@@ -132,6 +146,121 @@ def measure(key: str, args: argparse.Namespace, every: int | None = None) -> dic
     }
 
 
+def boundary_pair(args: argparse.Namespace, first: str) -> dict:
+    """One lock-step pair: the trainer with the boundary hook ("hook") and without ("plain"), each
+    in its own thread, alternating epochs (``first`` starts). Returns each one's CPU seconds."""
+    import threading
+
+    from workbench.boundary import BoundaryHook
+
+    presets, hooks = {}, {}
+    for name in ("plain", "hook"):
+        preset = resolve_preset("hannet-checkerboard")
+        preset.train.device = args.device
+        preset.train.epochs = args.epochs
+        presets[name] = preset
+    boundary = BoundaryHook(presets["hook"])
+    in_hook = [0.0]
+
+    def timed_hook(context):
+        """The hook, with this thread's CPU time inside it added up (the in-place measurement)."""
+        c = time.thread_time()
+        try:
+            return boundary(context)
+        finally:
+            in_hook[0] += time.thread_time() - c
+
+    timed_hook.__name__ = boundary.__name__
+    hooks["hook"] = [timed_hook]
+    hooks["plain"] = []
+    lock = threading.Condition()
+    state = {"turn": first, "done": set()}
+    cpu: dict[str, float] = {}
+    result: dict[str, object] = {}
+    other = {"plain": "hook", "hook": "plain"}
+
+    def wait_turn(name: str) -> None:
+        with lock:
+            lock.wait_for(lambda: state["turn"] == name or other[name] in state["done"])
+
+    def pass_turn(name: str, finished: bool = False) -> None:
+        with lock:
+            if finished:
+                state["done"].add(name)
+            state["turn"] = other[name]
+            lock.notify_all()
+
+    def run(name: str) -> None:
+        torch.set_num_threads(args.threads or torch.get_num_threads())
+        wait_turn(name)
+        c0 = [time.thread_time()]
+
+        def on_event(e) -> None:
+            if isinstance(e, RunStarted):      # data and model built: the training starts
+                c0[0] = time.thread_time()
+            elif isinstance(e, EpochEnd):
+                pass_turn(name)
+                wait_turn(name)
+
+        try:
+            summary = Trainer(presets[name], emit_hooks=hooks[name]).run(on_event)
+            result[name] = summary
+        finally:
+            cpu[name] = time.thread_time() - c0[0]
+            pass_turn(name, finished=True)
+
+    threads = [threading.Thread(target=run, args=(n,), name=f"bench-{n}") for n in ("plain", "hook")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, summary in result.items():
+        if summary.status != "finished":
+            raise SystemExit(f"{name} run failed: {summary.message}")
+    hook = boundary
+    return {"plain": cpu["plain"], "hook": cpu["hook"], "ratio": cpu["plain"] / cpu["hook"], "grids": hook.grids,
+            "in_hook": in_hook[0], "share": in_hook[0] / cpu["hook"],
+            "steps": result["hook"].steps, "every": int(presets["hook"].monitor.every_steps),
+            "between": hook.steps_between, "resolution": hook.resolution}
+
+
+def boundary_bench(args: argparse.Namespace) -> int:
+    import os
+
+    pairs = []
+    for r in range(-1, args.repeats):        # pair -1: warm-up, dropped
+        first = "plain" if r % 2 == 0 else "hook"
+        p = boundary_pair(args, first)
+        p["first"] = "without" if first == "plain" else "with"
+        if r >= 0:
+            pairs.append(p)
+        print(f"  pair {r + 1}{' (warm-up, dropped)' if r < 0 else ''} ({first} first): "
+              f"without {p['plain']:.2f} CPU-s, with {p['hook']:.2f} CPU-s "
+              f"({p['grids']} grids over {p['steps']} steps, {p['in_hook']:.3f} CPU-s in the hook = "
+              f"{100 * p['share']:.2f} %), ratio {p['ratio']:.4f}; load average "
+              f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
+    ratios = [p["ratio"] for p in pairs]
+    load = os.getloadavg()
+    p = pairs[0]
+    print()
+    print(f"Device: {device_name(resolve_device(args.device))}, {torch.get_num_threads()} torch thread(s), "
+          f"torch {torch.__version__}. hannet-checkerboard, {args.epochs} epochs ({p['steps']:,} steps, batch 100), "
+          f"probes every {p['every']} steps; the hook's default rate: a {p['resolution']}×{p['resolution']} grid "
+          f"at an emit ≥ {p['between']} steps after the previous one ({p['grids']} grids per run). "
+          f"Load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).")
+    print()
+    print("| pair | first | CPU-s without the boundary | CPU-s with it | ratio without ÷ with | CPU-s inside the hook "
+          "| its share of the run with it |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for i, q in enumerate(pairs, 1):
+        print(f"| {i} | {q['first']} | {q['plain']:.2f} | {q['hook']:.2f} | {q['ratio']:.4f} | {q['in_hook']:.3f} | "
+              f"{100 * q['share']:.2f} % |")
+    shares = [q["share"] for q in pairs]
+    print(f"| **median** | | | | **{statistics.median(ratios):.4f}** (min {min(ratios):.4f}, max {max(ratios):.4f}) | "
+          f"| **{100 * statistics.median(shares):.2f} %** (max {100 * max(shares):.2f} %) |")
+    return 0
+
+
 def trainer_seconds(preset, data_root, epochs: int):
     preset.train.epochs = epochs
     summary = Trainer(preset, run_dir=None, data_root=data_root).run(lambda e: None)
@@ -168,9 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-every", type=int, nargs="*", default=[],
                         help="extra rows with monitor.every_steps overridden to these values")
     parser.add_argument("--full-epoch", action="store_true", help="also time one full 60,000-image z-mnist epoch")
+    parser.add_argument("--boundary", action="store_true",
+                        help="instead: the live decision boundary's cost on hannet-checkerboard (trainer without "
+                             "÷ with it, lock-step pairs; --epochs per run, --repeats pairs)")
+    parser.add_argument("--repeats", type=int, default=5, help="--boundary: lock-step pairs")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.boundary:
+        return boundary_bench(args)
     device = resolve_device(args.device)
     print(f"device: {device} — {device_name(device)}; torch {torch.__version__}", file=sys.stderr)
     rows = [measure(key, args) for key in args.presets]

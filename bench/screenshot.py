@@ -3,6 +3,8 @@
     python bench/screenshot.py [--workspace all|build|train|evaluate] [--theme light|dark]
                                [--size 1400x900] [--out-dir docs] [--suffix ""]
                                [--build-preset z-mnist] [--train-preset infinite-parity] [--epochs 30]
+                               [--evaluate-presets z-digits hannet-checkerboard hannet-diabetes]
+                               [--evaluate-epochs hannet-checkerboard=600]
 
 Opens the main window offscreen (a fresh settings folder: the default layout) and saves
 ``window.grab()`` of each workspace as ``<out-dir>/screenshot-<workspace><suffix>.png``:
@@ -11,7 +13,12 @@ Opens the main window offscreen (a fresh settings folder: the default layout) an
 * **train** — ``--train-preset`` trained three times in the app (CPU; learning rate × 0.3, × 3 and
   × 1, the last one the current run; for infinite-parity a 12,000-sample version of the
   Going-Deeper parity task so each run takes seconds), all three overlaid;
-* **evaluate** — the Evaluate workspace with the last of those runs selected in the runs list.
+* **evaluate** — each of ``--evaluate-presets`` trained in the app (its own recipe, CPU; epochs
+  overridden by ``--evaluate-epochs KEY=N``), selected in the runs list, the Evaluate workspace
+  once its evaluation is shown: ``screenshot-evaluate<suffix>.png`` for the first preset,
+  ``screenshot-evaluate-<key><suffix>.png`` for the others. For data with two input features also
+  ``screenshot-evaluate-<key>-training<suffix>.png``: the page during the run, with its live
+  decision boundary, taken at the first grid after a third of the run's steps.
 
 The README shows the default (light, 1400×900) images; ``--theme dark --size 1024x700 --suffix
 -dark-1024`` and the like are for looking at the other combinations.
@@ -41,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-preset", default="infinite-parity")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the current (last) run")
     parser.add_argument("--select", type=int, default=0, help="build: index of the layer card to select")
+    parser.add_argument("--evaluate-presets", nargs="+", default=["z-digits", "hannet-checkerboard", "hannet-diabetes"])
+    parser.add_argument("--evaluate-epochs", nargs="*", default=[], metavar="KEY=N",
+                        help="train an evaluate preset for N epochs instead of its recipe's")
     args = parser.parse_args(argv)
+    evaluate_epochs = {k: int(v) for k, v in (item.split("=", 1) for item in args.evaluate_epochs)}
     width, height = (int(v) for v in args.size.lower().split("x"))
     wanted = WORKSPACES if args.workspace == "all" else (args.workspace,)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -86,31 +97,31 @@ def main(argv: list[str] | None = None) -> int:
     c = window.training_controller
     saved: list[str] = []
 
-    def shot(workspace: str) -> None:
+    def shot(workspace: str, name: str | None = None) -> None:
         window.show_workspace(workspace.capitalize())
         pump(30)
         if workspace == "train":
             c.dashboard.redraw()
             pump(10)
-        path = out_dir / f"screenshot-{workspace}{args.suffix}.png"
+        path = out_dir / f"screenshot-{name or workspace}{args.suffix}.png"
         window.grab().save(str(path))
         saved.append(f"{path} ({window.width()}×{window.height()})")
+
+    def train() -> None:
+        loop = QEventLoop()
+        c.run_finished.connect(loop.quit)
+        QTimer.singleShot(0, c.start_run)
+        loop.exec()
+        c.run_finished.disconnect(loop.quit)
+        while not c.dashboard.is_idle():
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
 
     if "build" in wanted:
         if args.select >= 0 and window.document.current.model.layers:
             window.editor.select((args.select,))
         shot("build")
 
-    if "train" in wanted or "evaluate" in wanted:
-        def train() -> None:
-            loop = QEventLoop()
-            c.run_finished.connect(loop.quit)
-            QTimer.singleShot(0, c.start_run)
-            loop.exec()
-            c.run_finished.disconnect(loop.quit)
-            while not c.dashboard.is_idle():
-                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-
+    if "train" in wanted:
         ids = []
         for scale, epochs in ((0.3, max(1, args.epochs // 2)), (3.0, max(1, args.epochs // 2)), (1.0, args.epochs)):
             window.document.load(preset_for(args.train_preset, scale, epochs))
@@ -122,9 +133,44 @@ def main(argv: list[str] | None = None) -> int:
         final = c.last_final.summary
         print(f"last run: {final.status}, {final.steps} steps in {final.seconds:.1f} s, "
               f"best val accuracy {final.best_val_accuracy}, learned depth {dict(final.learned_depth)}")
-        for workspace in ("train", "evaluate"):
-            if workspace in wanted:
-                shot(workspace)
+        shot("train")
+
+    if "evaluate" in wanted:
+        from workbench.boundary import DecisionBoundary
+
+        for i, key in enumerate(args.evaluate_presets):
+            name = "evaluate" if i == 0 else f"evaluate-{key}"
+            preset = preset_for(key, epochs=evaluate_epochs.get(key))
+            window.document.load(preset)
+            total_steps = {"n": None}
+            live_shot = {"done": False}
+
+            def on_events(batch, name=name) -> None:   # the live decision boundary, a third into the run
+                for event in batch:
+                    if type(event).__name__ == "RunStarted":
+                        total_steps["n"] = event.total_steps
+                    if isinstance(event, DecisionBoundary) and not live_shot["done"] and total_steps["n"] \
+                            and event.step >= total_steps["n"] // 3:
+                        live_shot["done"] = True
+                        c.runs_panel.select(c.run_id)
+                        QTimer.singleShot(0, lambda: shot("evaluate", f"{name}-training"))
+
+            def listen(_run_id: str, on_events=on_events) -> None:
+                c.worker.events.connect(on_events)
+
+            c.run_started.connect(listen)
+            train()
+            c.run_started.disconnect(listen)
+            c.runs_panel.select(c.run_id)
+            window.show_workspace("Evaluate")
+            while c.evaluate.evaluation is None and "cannot be evaluated" not in c.evaluate.body.text():
+                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            final = c.last_final.summary
+            ev = c.evaluate.evaluation
+            print(f"{key}: {final.status}, {final.epochs_completed} epochs / {final.steps} steps in "
+                  f"{final.seconds:.1f} s; evaluated: "
+                  f"{ev.summary_line() if ev is not None else c.evaluate.body.text()}")
+            shot("evaluate", name)
 
     print("saved " + "; ".join(saved))
     window.close()

@@ -81,6 +81,7 @@ class TrainingController(QObject):
         # ---------------------------------------------------------------- workspaces and docks
         self.dashboard = Dashboard(window)
         self.evaluate = EvaluateWorkspace(window)
+        self.evaluate.data_root = lambda: data_root_setting(getattr(window, "settings", None))
         self.runs_panel = RunsPanel(window, ask=getattr(window, "ask", None))
         self.status = TrainingStatus(window.statusBar(), window)
         window.statusBar().addPermanentWidget(self.status, 3)
@@ -258,6 +259,7 @@ class TrainingController(QObject):
         self.pause_action.setChecked(False)
         self.update_actions()
         worker.start()
+        self._show_selected_run()    # with no run selected, the Evaluate page follows this one (live boundary)
         self.run_started.emit(entry.run_id)
         return True
 
@@ -289,6 +291,7 @@ class TrainingController(QObject):
             return
         self.dashboard.add_events(self.run_id, batch)
         self.status.add_events(batch)
+        self.evaluate.add_live_events(self.run_id, batch)
 
     def _on_finished(self, final: Any) -> None:
         run_id = self.run_id
@@ -338,6 +341,8 @@ class TrainingController(QObject):
             if not self.dashboard.has_run(run_id):
                 self._load_run_curves(run_id)
         self.dashboard.set_visible_runs(run_ids)
+        entries = [self.runs_panel.entries.get(run_id) for run_id in run_ids]
+        self.evaluate.set_compare_runs([self._run_facts(e) for e in entries if e is not None])
 
     def _load_run_curves(self, run_id: str) -> None:
         entry = self.runs_panel.entries.get(run_id)
@@ -381,27 +386,34 @@ class TrainingController(QObject):
         entry = self.runs_panel.selected()
         if entry is None and self.run_id is not None:
             entry = self.runs_panel.entries.get(self.run_id)
-        if entry is None:
-            self.evaluate.set_run(None)
-            return
+        self.evaluate.set_run(None if entry is None else self._run_facts(entry))
+
+    @staticmethod
+    def _run_facts(entry: Any) -> RunFacts:
+        """What the Evaluate page needs to know about a run of the runs list. Two input features
+        means one sample of its data set has shape (2,)."""
         summary = entry.summary
         status = "training" if entry.live else (summary.status if summary is not None else "unknown")
         task = summary.task if summary is not None else None
         dataset = features = None
         image = False
+        names: tuple[str, ...] = ()
         if entry.preset is not None:
             dataset = entry.preset.task.dataset
             try:
                 from workbench.datasets import dataset_info
+                from workbench.evaluation import class_names_for
 
                 info = dataset_info(dataset, entry.preset.task.options, entry.preset.task.base_dir)
                 shape = tuple(info.input_shape)
                 image = len(shape) == 3
                 features = int(shape[0]) if len(shape) == 1 else None
                 task = task or info.task
+                names = class_names_for(entry.preset) if info.task == "classification" else ()
             except Exception:  # noqa: BLE001 - an unknown data set: say less, never fail
                 pass
-        self.evaluate.set_run(RunFacts(entry.label, status, task, dataset, features, image, entry.path))
+        return RunFacts(entry.label, status, task, dataset, features, image, entry.path, entry.run_id, names)
+
     # ------------------------------------------------------------------ closing
     def confirm_close(self) -> bool:
         """Closing the window while a run trains asks first (the run is stopped and saved if so)."""
@@ -425,6 +437,7 @@ class TrainingController(QObject):
             if self.worker is worker:   # the final event was not delivered through the queue
                 self._on_finished(worker.final)
         self.dashboard.shutdown()
+        self.evaluate.shutdown()
         return True
 
 

@@ -62,13 +62,15 @@ def training_threads() -> int:
 
 
 def default_trainer_factory(preset: Any, run_dir: Path | None, data_root: Path | None) -> TrainerLike:
-    """The real trainer (imported here, in the worker thread, with torch)."""
+    """The real trainer (imported here, in the worker thread, with torch), with the live decision
+    boundary's emit hook (it sends nothing unless the data has two input features)."""
     import torch
 
+    from workbench.boundary import BoundaryHook
     from workbench.trainer import Trainer
 
     torch.set_num_threads(training_threads())
-    return Trainer(preset, run_dir, data_root)
+    return Trainer(preset, run_dir, data_root, emit_hooks=[BoundaryHook(preset)])
 
 
 def ddp_trainer_factory(nproc: int, device: str = "cuda") -> TrainerFactory:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -46,12 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "For several machines use torchrun yourself (docs/distributed.md)")
     t.add_argument("--run-dir", type=Path, help="train into this new, empty folder instead of a fresh one under --out")
 
-    e = sub.add_parser("eval", help="validation figures of a run's best.pt (or last.pt)")
+    e = sub.add_parser("eval", help="evaluate a run's best.pt (or last.pt): confusion matrix, per-class "
+                                    "figures, predictions, mistakes, decision boundary")
     e.add_argument("run", type=Path)
     e.add_argument("--data-root", type=Path)
     e.add_argument("--download", action="store_true")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best")
     e.add_argument("--device", default="auto")
+    e.add_argument("--out", type=Path, help="folder for confusion.csv, per_class.csv, predictions.csv and the "
+                                            "figures (default: <run>/evaluation/<checkpoint>)")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.add_argument("--no-figures", action="store_true", help="write the CSV files only (no PNG figures)")
 
     x = sub.add_parser("export", help="export a run's model to TorchScript or ONNX")
     x.add_argument("run", type=Path)
@@ -177,13 +182,19 @@ def _apply_overrides(preset: Any, args: argparse.Namespace) -> None:
         target[parts[-1]] = value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: ``render(evaluation) -> {file name: PNG bytes}``: draws ``eval``'s figures. The core cannot draw
+#: them itself (no Qt here): ``main.py`` passes the app's own plot code (``ui.eval_figures``).
+FigureRenderer = Callable[[Any], "dict[str, bytes]"]
+
+
+def main(argv: Sequence[str] | None = None, *, render_figures: FigureRenderer | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse prints its own one-line usage error
         return 0 if exc.code in (0, None) else 2
+    args.render_figures = render_figures
     args.argv = args_list
     if args.command is None:
         parser.print_help()
@@ -271,35 +282,12 @@ def _run_folder(path: Path) -> Path:
 
 def _model_with_checkpoint(run: Path, which: str, device: Any = "cpu") -> tuple[Any, Any, dict[str, Any], Path]:
     """(preset, model with weights, checkpoint dict, checkpoint path) of a run; CliError on any problem."""
-    from .runs import checkpoint_path, load_checkpoint
-    from .spec import SpecError, build_model, load_preset
-    from .trainer import CheckpointMismatch, check_checkpoint
+    from .evaluation import EvaluationError, load_run_model
 
-    run = _run_folder(run)
-    preset_file = run / "preset.json"
-    if not preset_file.exists():
-        raise CliError(f"{run} holds no preset.json: not a run folder")
     try:
-        preset = load_preset(preset_file)
-        model = build_model(preset)
-    except SpecError as exc:
-        raise CliError(f"the run's preset cannot be built:\n{_spec_error_text(exc)}") from None
-    path = checkpoint_path(run, which)
-    if not path.exists() and which == "best":
-        path = checkpoint_path(run, "last")
-    if not path.exists():
-        raise CliError(f"{run} has no checkpoint (checkpoints/best.pt or last.pt): it ended before its first epoch")
-    try:
-        ckpt = load_checkpoint(path, map_location=device)
-    except Exception as exc:  # noqa: BLE001
-        raise CliError(f"cannot read {path}: {exc}") from None
-    try:
-        check_checkpoint(model, ckpt, path)
-    except CheckpointMismatch as exc:
-        raise CliError(str(exc)) from None
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return preset, model, ckpt, path
+        return load_run_model(_run_folder(run), which, device)
+    except EvaluationError as exc:
+        raise CliError(exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,8 +451,15 @@ def _train(args: argparse.Namespace) -> int:
         print(f"run folder: {run_dir}", flush=True)
     if args.nproc is not None:
         return _launch(args, preset, run_dir)
+    # a rank that streams its events to the app (launched by its "all N GPUs (DDP)" choice) sends the
+    # live decision boundary too; the trainer runs hooks on rank 0 only
+    hooks = []
+    if under_torchrun and "AFWB_EVENT_LINK" in os.environ:
+        from .boundary import BoundaryHook
+
+        hooks.append(BoundaryHook(preset))
     trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume,
-                      process=process)
+                      process=process, emit_hooks=hooks)
     interrupted = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -588,53 +583,65 @@ def _rank_exit(summary: Any, process: Any, speaks: bool) -> int:
 # eval / export / presets / runs
 # ---------------------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-    import torch.nn.functional as F
+    import json
 
-    from .data import DataError, load_dataset
-    from .devices import DeviceUnavailable, resolve_device
+    from .evaluation import EvaluationError, evaluate_run
+    from .evaluation_files import write_tables
 
+    run = _run_folder(args.run)
     try:
-        device = resolve_device(args.device)
-    except DeviceUnavailable as exc:
-        raise CliError(f"{exc}; {exc.hint}") from None
-    preset, model, ckpt, path = _model_with_checkpoint(args.run, args.checkpoint, device)
-    _check_data(preset.task, args.data_root, args.download)
+        ev = evaluate_run(run, args.checkpoint, device=args.device, data_root=args.data_root, download=args.download)
+    except EvaluationError as exc:
+        raise CliError(str(exc)) from None
+    out = args.out if args.out is not None else run / "evaluation" / args.checkpoint
     try:
-        data = load_dataset(preset.task, device, args.data_root, args.download, int(preset.train.seed))
-    except DataError as exc:
-        raise CliError(str(exc)) from None  # the message and the hint
-    model.to(device)
-    split = "validation"
-    if data.val_size == 0:
-        split = "training (the preset has no validation split)"
-        batches = ((data.train_x[i:i + 1024], data.train_y[i:i + 1024]) for i in range(0, data.train_size, 1024))
-        n = data.train_size
-    else:
-        batches = data.val_batches(1024)
-        n = data.val_size
-    loss_name = preset.task.loss
-    loss_sum, correct = 0.0, 0
-    with torch.no_grad():
-        for x, y in batches:
-            out = model(x).float()
-            if data.task == "regression":
-                loss_sum += float(F.mse_loss(out.reshape(y.shape), y, reduction="sum")) / max(1, y[0].numel())
-            else:
-                if loss_name == "mse":
-                    target = F.one_hot(y, out.shape[-1]).float()
-                    loss_sum += float(F.mse_loss(out, target, reduction="sum")) / out.shape[-1]
-                else:
-                    loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-                correct += int((out.argmax(-1) == y).sum())
-    loss = loss_sum / n
-    figures = [f"{split} set: {n} samples", f"loss {loss:.4g}"]
-    if data.task == "regression":
-        figures.append(f"RMSE {math.sqrt(max(loss, 0.0)) * data.target_scale:.4g} (target units)")
-    else:
-        figures.append(f"accuracy {100 * correct / n:.2f}%")
-    print(f"{path.parent.parent.name} [{path.name}, epoch {int(ckpt.get('epoch', 0))}]: " + ", ".join(figures))
+        if out.is_symlink() or (args.out is None and (run / "evaluation").is_symlink()):
+            raise OSError(f"{out} is a symbolic link: evaluation files are never written through one")
+        written = write_tables(ev, out)
+        notes = []
+        if not args.no_figures:
+            figures, why = _write_figures(ev, out, args.render_figures)
+            written += figures
+            if why:
+                notes.append(why)
+    except OSError as exc:
+        raise CliError(f"cannot write the evaluation files into {out}: {exc.strerror or exc}; "
+                       "pass --out with a writable folder") from None
+    if args.json:
+        print(json.dumps({**ev.summary(), "files": [str(p) for p in written]}, indent=2, allow_nan=False))
+        return 0
+    print(ev.summary_line())
+    if ev.task == "classification" and ev.n_classes <= 30:
+        rows = [[name, f"{ev.precision[k]:.4f}", f"{ev.recall[k]:.4f}", f"{ev.f1[k]:.4f}", str(int(ev.support[k]))]
+                for k, name in enumerate(ev.class_names)]
+        rows.append(["macro avg", f"{ev.precision.mean():.4f}", f"{ev.recall.mean():.4f}", f"{ev.macro_f1:.4f}",
+                     str(ev.n)])
+        print(_table(rows, ["class", "precision", "recall", "F1", "support"]))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print("wrote " + ", ".join(p.name for p in written) + f" in {out}")
     return 0
+
+
+def _write_figures(ev: Any, out: Path, render: FigureRenderer | None) -> tuple[list[Path], str]:
+    """The PNG figures, drawn by ``render`` (the app's own plot code, offscreen); without it, or
+    without Qt, the CSV files are still written and the reason is returned."""
+    from .fileio import atomic_write
+
+    if render is None:
+        return [], ("no PNG figures: they are drawn by the app's plot code; run `python main.py eval ...` "
+                    "for them, or pass --no-figures")
+    try:
+        figures = render(ev)
+    except ImportError as exc:
+        return [], (f"no PNG figures: they are drawn by the app's plot code, which needs PySide6 and pyqtgraph "
+                    f"({exc}); install them (pip install PySide6-Essentials pyqtgraph), or pass --no-figures")
+    written = []
+    for name, png in figures.items():
+        path = out / name
+        atomic_write(path, lambda handle, data=png: handle.write(data))
+        written.append(path)
+    return written, ""
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ import threading
 import typing
 from typing import Any, Callable, Mapping
 
+from . import boundary as _boundary
 from . import events as _events
 
 __all__ = ["register_event", "encode", "decode", "EventServer", "EventSender", "LINK_ENV", "TOKEN_ENV",
@@ -59,7 +60,7 @@ def register_event(cls: type) -> type:
 
 
 for _cls in (_events.RunSummary, _events.DataProgress, _events.RunStarted, _events.Metrics, _events.EpochEnd,
-             _events.Finished, _events.Stopped, _events.Failed):
+             _events.Finished, _events.Stopped, _events.Failed, _boundary.BoundaryPoints, _boundary.DecisionBoundary):
     register_event(_cls)
 
 

@@ -9,6 +9,8 @@ Layout of one run (``<root>/<YYYYmmdd-HHMMSS>-<slug>/``)::
     run.json               user metadata (the label shown in the runs list)
     checkpoints/last.pt    model + optimiser + scheduler state, epoch, step, RNG states
     checkpoints/best.pt    the same at the best validation figure
+    evaluation/<ckpt>.npz  a checkpoint's cached evaluation (workbench.evaluation; eval also writes
+                           its CSV files and figures into evaluation/<ckpt>/ by default)
     .lock                  locked by the training process while it runs (run_is_live)
 
 A run's epoch record is in metrics.jsonl before its checkpoint is written, so a run killed at any
@@ -288,7 +290,8 @@ def list_runs(root: Path | str | None = None) -> list[RunRecord]:
         try:
             if _is_run_dir(child):
                 records.append(load_run(child))
-                for folder in (child, child / CHECKPOINT_DIR):  # orphans of killed saves (never a live one's)
+                # orphans of killed saves (never a live one's), also of cached evaluations (workbench.evaluation)
+                for folder in (child, child / CHECKPOINT_DIR, child / "evaluation"):
                     remove_stale_temps(folder)
         except Exception as exc:  # noqa: BLE001 - one bad folder never hides the others
             records.append(RunRecord(path=child, preset=None, summary=None,

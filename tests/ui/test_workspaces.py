@@ -353,17 +353,21 @@ def test_show_folder_without_a_file_manager_says_so(app_window, qtbot) -> None:
     assert QApplication.clipboard().text() == c.run_id
 
 
-def test_evaluate_page_says_what_it_will_show_and_when(app_window, qtbot) -> None:
+def test_evaluate_page_shows_the_views_that_fit_the_run(app_window, qtbot) -> None:
     window, c = app_window(small_parity(epochs=1))
     page = c.evaluate
     assert page.objectName() == "evaluateWorkspace"
     assert "Select a run" in page.body.text()
     final = run_to_end(qtbot, c)
     assert isinstance(final, Finished)
-    text = page.body.text()
-    assert "confusion matrix" in text and "best checkpoint" in text and "not in this version" in text
-    for name in ("confusionMatrix", "mistakesGallery", "decisionBoundary", "regressionScatter"):
-        assert page.findChild(QWidget, name) is None      # no fake content
+    window.show_workspace("Evaluate")
+    qtbot.waitUntil(lambda: page.evaluation is not None, timeout=RUN_TIMEOUT_MS)
+    # parity: 8 binary inputs, two classes — a confusion matrix, no pictures, no plane to draw
+    assert page.findChild(QWidget, "confusionMatrix").isVisible()
+    assert not page.findChild(QWidget, "mistakesGallery").isVisible()
+    assert not page.findChild(QWidget, "decisionBoundary").isVisible()
+    assert not page.findChild(QWidget, "regressionScatter").isVisible()
+    assert page.evaluation.accuracy == final.summary.best_val_accuracy
 
 
 def test_the_inspector_never_clips_a_form(app_window, qtbot) -> None:

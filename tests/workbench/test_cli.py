@@ -390,3 +390,16 @@ def test_the_printed_run_folder_exists_even_when_the_run_fails_at_once(tmp_path,
     assert run.is_dir() and "no trainable parameters" in captured.err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and "no trainable parameters" in summary["message"]
+
+
+def test_main_py_hands_every_command_to_the_command_line():
+    """``python main.py COMMAND`` opens the app unless COMMAND is in main.py's list: every
+    sub-command of the parser must be there (``download`` was missing: it opened the app)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("afwb_main", REPO / "main.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) <= entry.CLI_COMMANDS, set(sub.choices) - entry.CLI_COMMANDS

@@ -341,3 +341,19 @@ def test_nproc_is_checked_before_anything_is_written(tmp_path, capsys, monkeypat
     assert cli.main(["train", "z-digits", "--nproc", "2", "--out", str(out)]) == 2
     assert "under torchrun leave it out" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_rank_0_streams_the_live_decision_boundary_to_the_launcher(tmp_path):
+    """A rank linked to a launcher runs the boundary hook (rank 0 only) and its events cross the link."""
+    from workbench.boundary import BoundaryPoints, DecisionBoundary
+
+    p = load_builtin("hannet-checkerboard")
+    p.train.epochs, p.train.device, p.monitor.every_steps = 2, "cpu", 5
+    summary, events, _ = _launch(p, tmp_path / "run")
+    assert summary.status == "finished", summary.message
+    points = [e for e in events if isinstance(e, BoundaryPoints)]
+    grids = [e for e in events if isinstance(e, DecisionBoundary)]
+    assert len(points) == 1 and points[0].train_total == 1640 and points[0].val_total == 4921
+    assert grids and all(g.n_classes == 2 and len(g.classes) == g.resolution ** 2 for g in grids)
+    steps = {e.step for e in events if isinstance(e, Metrics)}
+    assert grids[0].step == min(steps) and all(g.step in steps for g in grids)

@@ -160,8 +160,10 @@ def test_listing_removes_what_killed_saves_left_in_run_folders(tmp_path):
     run = new_run_dir(tmp_path, "demo")
     write_json_atomic(run / "summary.json", _summary().to_dict())
     (run / "checkpoints").mkdir()
+    (run / "evaluation").mkdir()
     old = _time.time() - 2 * STALE_AFTER_S
-    orphans = [run / ".summary.json.0123456789abcdef.tmp", run / "checkpoints" / ".last.pt.fedcba9876543210.tmp"]
+    orphans = [run / ".summary.json.0123456789abcdef.tmp", run / "checkpoints" / ".last.pt.fedcba9876543210.tmp",
+               run / "evaluation" / ".best.npz.0123456789abcdef.tmp"]
     fresh = run / "checkpoints" / ".best.pt.00112233445566aa.tmp"
     for path in [*orphans, fresh]:
         path.write_bytes(b"half")
