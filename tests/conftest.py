@@ -63,6 +63,30 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("AFWB_CONFIG", str(base / "config"))
 
 
+class OptimizerSteps:
+    """Counts the optimiser steps this process takes (any optimiser, on any thread) while the
+    :func:`optimizer_steps` fixture is active, through torch's global step hook (called after every
+    ``Optimizer.step()``). Tests that ask "how many steps did the run take after stop()/pause()"
+    count with this instead of timing the run: a slow or loaded machine takes as many steps."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def optimizer_steps() -> Iterator[OptimizerSteps]:
+    """An :class:`OptimizerSteps` counting from now to the end of the test."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    counter = OptimizerSteps()
+    handle = register_optimizer_step_post_hook(counter)
+    yield counter
+    handle.remove()
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Tiny models on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."""
