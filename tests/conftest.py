@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -63,17 +64,43 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("AFWB_CONFIG", str(base / "config"))
 
 
+#: Hang guard, in seconds, for a test waiting on a training thread (never a speed bound).
+HANG_S = 120
+
+
 class OptimizerSteps:
     """Counts the optimiser steps this process takes (any optimiser, on any thread) while the
     :func:`optimizer_steps` fixture is active, through torch's global step hook (called after every
     ``Optimizer.step()``). Tests that ask "how many steps did the run take after stop()/pause()"
-    count with this instead of timing the run: a slow or loaded machine takes as many steps."""
+    count with this instead of timing the run: a slow or loaded machine takes as many steps.
+
+    ``hold_at = n`` holds the training thread right after its n-th step (``held`` is set) until
+    ``release`` is set: a test acts (stop, pause) at a known step, whatever the machine's speed."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
 
     def __call__(self, optimizer, args, kwargs) -> None:
         self.count += 1
+        if self.count == self.hold_at:
+            self.held.set()
+            self.release.wait(HANG_S)
+
+    @staticmethod
+    def trainer_waits_in_pause() -> bool:
+        """True when a thread of this process is parked in the trainer's pause (inside
+        ``Trainer._wait_if_paused``): how a test knows a paused run really holds, without a sleep."""
+        for frame in sys._current_frames().values():
+            while frame is not None:
+                code = frame.f_code
+                if code.co_name == "_wait_if_paused" and code.co_filename.endswith(
+                        os.path.join("workbench", "trainer.py")):
+                    return True
+                frame = frame.f_back
+        return False
 
 
 @pytest.fixture
@@ -84,6 +111,7 @@ def optimizer_steps() -> Iterator[OptimizerSteps]:
     counter = OptimizerSteps()
     handle = register_optimizer_step_post_hook(counter)
     yield counter
+    counter.release.set()   # a failed test never leaves a training thread held
     handle.remove()
 
 

@@ -247,18 +247,19 @@ def test_stop_from_another_thread_is_honoured_before_the_next_step(tmp_path, opt
     assert checkpoint_path(tmp_path / "run", "last").exists()
 
 
-def test_pause_and_resume():
+def test_pause_and_resume(optimizer_steps):
     trainer = Trainer(mlp_digits(epochs=3))
     trainer.pause()
     assert trainer.paused
     events: list = []
     th = threading.Thread(target=trainer.run, args=(events.append,), daemon=True)
     th.start()
-    deadline = time.time() + 60
-    while not events and time.time() < deadline:
+    deadline = time.monotonic() + 120        # a hang-only limit
+    while not (optimizer_steps.trainer_waits_in_pause() or optimizer_steps.count or not th.is_alive()) \
+            and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(0.5)
-    assert kinds(events) == ["RunStarted"]  # held before the first step
+    assert optimizer_steps.count == 0 and optimizer_steps.trainer_waits_in_pause()  # held before the first step
+    assert kinds(events) == ["RunStarted"]
     trainer.resume()
     th.join(60)
     assert isinstance(events[-1], Finished) and events[-1].summary.epochs_completed == 3
