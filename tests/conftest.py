@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -101,6 +102,53 @@ class OptimizerSteps:
                     return True
                 frame = frame.f_back
         return False
+
+
+def reference_work() -> int:
+    """A fixed piece of Python work (dicts, strings, tuples: what a GUI slot does), about 5 ms of
+    CPU time on one core of the development machine (2 cores, idle or loaded alike)."""
+    d = {}
+    for i in range(20000):
+        d[str(i)] = (i, i * 2.0)
+    return len(d)
+
+
+class CpuReference:
+    """The unit of CPU time for tests that bound how long some work takes: :func:`reference_work`
+    timed on the calling thread (``time.thread_time``), in the same process at the same time as
+    the work it is compared with. A machine twice as slow, or a core shared with another program's
+    hyperthread, makes both twice as long, so a bound in these units holds on any machine."""
+
+    def __init__(self) -> None:
+        self.samples_ms: list[float] = []
+
+    def sample(self) -> float:
+        """Time one :func:`reference_work` on this thread's CPU clock, in ms (kept in ``samples_ms``)."""
+        t = time.thread_time()
+        reference_work()
+        ms = (time.thread_time() - t) * 1000.0
+        self.samples_ms.append(ms)
+        return ms
+
+    def best(self) -> float:
+        """The cheapest sample so far (at least three are taken), in ms."""
+        while len(self.samples_ms) < 3:
+            self.sample()
+        return min(self.samples_ms)
+
+    def median(self) -> float:
+        """The median sample so far (at least three are taken), in ms."""
+        import statistics
+
+        while len(self.samples_ms) < 3:
+            self.sample()
+        return statistics.median(self.samples_ms)
+
+
+@pytest.fixture
+def cpu_reference() -> CpuReference:
+    """A fresh :class:`CpuReference` (tests interleave :meth:`CpuReference.sample` with their work)."""
+    return CpuReference()
 
 
 @pytest.fixture
