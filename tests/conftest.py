@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -61,6 +63,104 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("AFWB_RUNS", str(base / "runs"))
     monkeypatch.setenv("AFWB_DATA", str(base / "data"))
     monkeypatch.setenv("AFWB_CONFIG", str(base / "config"))
+
+
+#: Hang guard, in seconds, for a test waiting on a training thread (never a speed bound).
+HANG_S = 120
+
+
+class OptimizerSteps:
+    """Counts the optimiser steps this process takes (any optimiser, on any thread) while the
+    :func:`optimizer_steps` fixture is active, through torch's global step hook (called after every
+    ``Optimizer.step()``). Tests that ask "how many steps did the run take after stop()/pause()"
+    count with this instead of timing the run: a slow or loaded machine takes as many steps.
+
+    ``hold_at = n`` holds the training thread right after its n-th step (``held`` is set) until
+    ``release`` is set: a test acts (stop, pause) at a known step, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        self.count += 1
+        if self.count == self.hold_at:
+            self.held.set()
+            self.release.wait(HANG_S)
+
+    @staticmethod
+    def trainer_waits_in_pause() -> bool:
+        """True when a thread of this process is parked in the trainer's pause (inside
+        ``Trainer._wait_if_paused``): how a test knows a paused run really holds, without a sleep."""
+        for frame in sys._current_frames().values():
+            while frame is not None:
+                code = frame.f_code
+                if code.co_name == "_wait_if_paused" and code.co_filename.endswith(
+                        os.path.join("workbench", "trainer.py")):
+                    return True
+                frame = frame.f_back
+        return False
+
+
+def reference_work() -> int:
+    """A fixed piece of Python work (dicts, strings, tuples: what a GUI slot does), about 5 ms of
+    CPU time on one core of the development machine (2 cores, idle or loaded alike)."""
+    d = {}
+    for i in range(20000):
+        d[str(i)] = (i, i * 2.0)
+    return len(d)
+
+
+class CpuReference:
+    """The unit of CPU time for tests that bound how long some work takes: :func:`reference_work`
+    timed on the calling thread (``time.thread_time``), in the same process at the same time as
+    the work it is compared with. A machine twice as slow, or a core shared with another program's
+    hyperthread, makes both twice as long, so a bound in these units holds on any machine."""
+
+    def __init__(self) -> None:
+        self.samples_ms: list[float] = []
+
+    def sample(self) -> float:
+        """Time one :func:`reference_work` on this thread's CPU clock, in ms (kept in ``samples_ms``)."""
+        t = time.thread_time()
+        reference_work()
+        ms = (time.thread_time() - t) * 1000.0
+        self.samples_ms.append(ms)
+        return ms
+
+    def best(self) -> float:
+        """The cheapest sample so far (at least three are taken), in ms."""
+        while len(self.samples_ms) < 3:
+            self.sample()
+        return min(self.samples_ms)
+
+    def median(self) -> float:
+        """The median sample so far (at least three are taken), in ms."""
+        import statistics
+
+        while len(self.samples_ms) < 3:
+            self.sample()
+        return statistics.median(self.samples_ms)
+
+
+@pytest.fixture
+def cpu_reference() -> CpuReference:
+    """A fresh :class:`CpuReference` (tests interleave :meth:`CpuReference.sample` with their work)."""
+    return CpuReference()
+
+
+@pytest.fixture
+def optimizer_steps() -> Iterator[OptimizerSteps]:
+    """An :class:`OptimizerSteps` counting from now to the end of the test."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    counter = OptimizerSteps()
+    handle = register_optimizer_step_post_hook(counter)
+    yield counter
+    counter.release.set()   # a failed test never leaves a training thread held
+    handle.remove()
 
 
 @pytest.fixture

@@ -214,22 +214,31 @@ def test_export_png_and_csv_through_ask_path(dash, tmp_path) -> None:
     assert not (tmp_path / "throughputPlot.png").exists()
 
 
-def test_a_million_points_redraw_fast(dash, qtbot) -> None:
+def test_a_million_points_redraw_fast(dash, qtbot, cpu_reference) -> None:
+    """A redraw of 1e6-point series (downsampled, clipped to the view) costs less GUI-thread CPU
+    time than 40 × the suite's reference work (~5 ms each: the former 200 ms on the development
+    machine), both timed in this process at the same time: a slower or loaded machine moves both
+    alike. Drawing every point costs several times the limit."""
     feed(dash)
     rng = np.random.default_rng(0)
-    best = math.inf
+    cost = []
     for trial in range(3):   # best of three: the machine is shared with other processes
         b = RunBuffers()
         b.get("loss").extend(np.arange(1_000_000, dtype=float), rng.random(1_000_000))
         b.get("samples_per_s").extend(np.arange(1_000_000, dtype=float), rng.random(1_000_000))
         dash.add_run(f"big{trial}", "big", b)
         dash.set_visible_runs([f"big{trial}"])
+        cpu_reference.sample()
         t0 = time.thread_time()   # the GUI thread's own CPU time: waiting for a busy core is not ours
         dash.redraw()
         dash.loss_plot.viewport().repaint()
         dash.throughput_plot.viewport().repaint()
-        best = min(best, time.thread_time() - t0)
-    assert best < 0.2, f"redraw of a 1e6-point series took {best * 1000:.0f} ms of GUI-thread CPU time"
+        cost.append((time.thread_time() - t0) * 1000.0)
+    best, unit = min(cost), cpu_reference.best()
+    print(f"redraw of a 1e6-point series: {best:.0f} ms of GUI-thread CPU = {best / unit:.1f} x the reference "
+          f"work ({unit:.2f} ms)")
+    assert best < 40 * unit, (f"redraw of a 1e6-point series took {best:.0f} ms of GUI-thread CPU time, "
+                              f"{best / unit:.1f} x the reference work")
     item = dash.loss_plot._items["big2:loss"]
     assert item.opts["autoDownsample"] and item.opts["clipToView"]
     assert len(dash.loss_plot.curve("big2:loss").x) <= 20_000 + 1_000

@@ -154,20 +154,24 @@ def test_click_selects_and_delete_key_removes(main_window, qtbot) -> None:
     assert len(main_window.document.current.model.layers) == n - 2
 
 
-def test_rebuild_is_fast_for_the_30_layer_twist_preset(make_window) -> None:
-    """A full rebuild of the largest built-in (twist-resnet-cifar10) costs < 50 ms of this process's
-    CPU time (CPU time, not wall-clock: other test suites share the 2 cores and stretch wall time)."""
+def test_rebuild_is_fast_for_the_30_layer_twist_preset(make_window, cpu_reference) -> None:
+    """A full rebuild of the largest built-in (twist-resnet-cifar10) costs less GUI-thread CPU time
+    than 10 × the suite's reference work (~5 ms each: the former 50 ms budget on the development
+    machine), both timed in this process at the same time, so a slower or loaded machine moves both
+    alike."""
     window = make_window(load_builtin("twist-resnet-cifar10"))
     cards = len(window.editor.layer_cards())
     assert cards >= 20
-    cpu, wall = [], []
+    cpu = []
     for _ in range(5):
-        c0, t0 = time.process_time(), time.perf_counter()
+        cpu_reference.sample()
+        t0 = time.thread_time()
         window.editor.rebuild()
-        cpu.append((time.process_time() - c0) * 1000)
-        wall.append((time.perf_counter() - t0) * 1000)
-    print(f"rebuild of {cards} cards: best CPU {min(cpu):.1f} ms, best wall {min(wall):.1f} ms")
-    assert min(cpu) < 50.0
+        cpu.append((time.thread_time() - t0) * 1000)
+    unit = cpu_reference.best()
+    print(f"rebuild of {cards} cards: best CPU {min(cpu):.1f} ms = {min(cpu) / unit:.1f} x the reference work "
+          f"({unit:.2f} ms)")
+    assert min(cpu) < 10 * unit, f"a rebuild took {min(cpu):.0f} ms of CPU, {min(cpu) / unit:.1f} x the reference work"
 
 
 def test_read_only_banner_and_refused_drop(main_window) -> None:

@@ -21,14 +21,43 @@ def _summary(status: str = "finished", **kw) -> RunSummary:
     return RunSummary(status=status, preset_name="fake", task="classification", device="cpu", **kw)
 
 
+class FakeClock:
+    """Stands in for ``time.monotonic`` in ui.worker: seconds that pass only when a test says so,
+    so how events are batched does not depend on how fast (or how loaded) the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """The worker's clock, frozen until a :class:`FakeTrainer` advances it."""
+    import types
+
+    import ui.worker
+
+    fake = FakeClock()
+    monkeypatch.setattr(ui.worker, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
 class FakeTrainer:
     """Emits RunStarted, ``n`` Metrics ``gap_s`` apart (one EpochEnd in the middle), then Finished;
-    honours stop() and pause() between steps like the real trainer."""
+    honours stop() and pause() between steps like the real trainer. With a ``clock`` the gaps are
+    that clock's (:class:`FakeClock`), not slept."""
 
-    def __init__(self, n: int = 200, gap_s: float = 0.0, fail: Exception | None = None) -> None:
+    def __init__(self, n: int = 200, gap_s: float = 0.0, fail: Exception | None = None,
+                 clock: FakeClock | None = None) -> None:
         self.n = n
         self.gap_s = gap_s
         self.fail = fail
+        self.clock = clock
         self._stop = threading.Event()
         self._go = threading.Event()
         self._go.set()
@@ -63,7 +92,9 @@ class FakeTrainer:
                              grad_norm={"0_Linear": 0.1}))
             if step == self.n // 2:
                 on_event(EpochEnd(0, step, 0.1, 0.5, 0.6, 0.5, 0.5))
-            if self.gap_s:
+            if self.clock is not None:
+                self.clock.advance(self.gap_s)
+            elif self.gap_s:
                 time.sleep(self.gap_s)
         summary = _summary(steps=self.n)
         on_event(Finished(summary))
@@ -80,8 +111,8 @@ def collect(worker: TrainingWorker) -> list[list]:
     return batches
 
 
-def test_events_arrive_in_order_in_batches_and_the_thread_ends(qtbot) -> None:
-    trainer = FakeTrainer(n=300)
+def test_events_arrive_in_order_in_batches_and_the_thread_ends(qtbot, clock) -> None:
+    trainer = FakeTrainer(n=300, clock=clock)
     worker = make_worker(trainer)
     batches = collect(worker)
     with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
@@ -93,20 +124,21 @@ def test_events_arrive_in_order_in_batches_and_the_thread_ends(qtbot) -> None:
     assert isinstance(flat[0], RunStarted) and isinstance(flat[-1], Finished)
     steps = [e.step for e in flat if isinstance(e, Metrics)]
     assert steps == list(range(1, 301))              # nothing lost, nothing reordered
-    # 300 fast events (microseconds apart) must not become 300 signals
-    assert len(batches) < 30, len(batches)
+    # 300 events with no time between them are not 300 signals: only the urgent ones (RunStarted,
+    # the EpochEnd after step 150, Finished) flush, each taking the Metrics queued before it
+    assert [len(b) for b in batches] == [1, 151, 151], [len(b) for b in batches]
 
 
-def test_slow_events_are_flushed_without_waiting_for_more(qtbot) -> None:
-    trainer = FakeTrainer(n=6, gap_s=2 * FLUSH_MS / 1000)
+def test_slow_events_are_flushed_without_waiting_for_more(qtbot, clock) -> None:
+    trainer = FakeTrainer(n=6, gap_s=2 * FLUSH_MS / 1000, clock=clock)
     worker = make_worker(trainer)
-    arrivals: list[tuple[float, list]] = []
-    worker.events.connect(lambda b: arrivals.append((time.perf_counter(), list(b))))
+    batches = collect(worker)
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.start()
-    # with events farther apart than FLUSH_MS, each is sent on its own
-    metric_batches = [b for _, b in arrivals if any(isinstance(e, Metrics) for e in b)]
-    assert len(metric_batches) >= 5
+    # with events farther apart than FLUSH_MS, each is sent with the next event at the latest (the
+    # first Metrics came right after RunStarted's flush, so it waits for the second)
+    steps = [[e.step for e in b if isinstance(e, Metrics)] for b in batches]
+    assert [s for s in steps if s] == [[1, 2], [3], [4], [5], [6]], steps
 
 
 def test_stop_reaches_the_trainer(qtbot) -> None:
