@@ -320,7 +320,7 @@ def _padding(default: int = 0) -> ParamSpec:
 # init choices per layer kind: the names of layers.init's tables (LINEAR_INITS, CONV_INITS,
 # HOUSEHOLDER_INITS), repeated here so importing the registry does not import torch; a test keeps
 # the two equal.
-LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01")
+LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01", "glorot_uniform")
 CONV_INITS = ("default", "kaiming_normal", "kaiming_normal_fan_out", "orthogonal")
 HOUSEHOLDER_INITS = ("orthogonal", "kaiming_normal", "xavier_normal")
 
@@ -563,7 +563,8 @@ def _linear_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
 _entry("Linear", "Vanilla", "Fully connected affine map", "y = Wx + b", _TORCH,
        [_out_features(64), _BIAS,
         _P("init", "choice", "default", "weight initialisation: default (PyTorch's), orthogonal (HanNet), "
-           "kaiming_normal (HanNet's FCNet), xavier_normal, normal_0.01 (Π-Net head, bias 0)",
+           "kaiming_normal (HanNet's FCNet), xavier_normal, normal_0.01 (Π-Net head, bias 0), glorot_uniform "
+           "(Keras's Dense default, bias 0: Going Deeper)",
            choices=LINEAR_INITS)],
        ("out_features",), _linear_shape, _linear_build)
 
