@@ -339,6 +339,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from .data import DataError, load_dataset
     from .devices import DeviceUnavailable, resolve_device
+    from .losses import binary_cross_entropy, predicted_class
 
     try:
         device = resolve_device(args.device)
@@ -369,9 +370,11 @@ def _eval(args: argparse.Namespace) -> int:
             else:
                 if loss_name == "mse":
                     loss_sum += float(F.mse_loss(out, F.one_hot(y, out.shape[-1]).float(), reduction="sum")) / out.shape[-1]
+                elif loss_name == "bce":
+                    loss_sum += float(binary_cross_entropy(out, y, reduction="sum"))
                 else:
                     loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-                correct += int((out.argmax(-1) == y).sum())
+                correct += int((predicted_class(out) == y).sum())
     loss = loss_sum / n
     figures = [f"{split} set: {n} samples", f"loss {loss:.4g}"]
     if data.task == "regression":

@@ -125,9 +125,10 @@ class ShapeError(ValueError):
 class BuildContext:
     """What a layer needs beyond its input shape and parameters.
 
-    ``classes``: the dataset's output size (for ``"classes"``). ``body``: a container's sub-layer
-    specs. ``sequence_shape(body, in_shape)`` and ``build_sequence(body, in_shape)`` are supplied by
-    :mod:`workbench.spec` so containers can nest any layers."""
+    ``classes``: the model's output size (for ``"classes"``): the dataset's, 1 under loss bce.
+    ``body``: a container's sub-layer specs. ``sequence_shape(body, in_shape)`` and
+    ``build_sequence(body, in_shape)`` are supplied by :mod:`workbench.spec` so containers can nest
+    any layers."""
 
     classes: int = 10
     body: tuple[Any, ...] = ()
@@ -296,7 +297,7 @@ def _P(name: str, kind: str, default: Any, help: str, lo: float | None = None, h
 
 def _out_features(default: Any = 64) -> ParamSpec:
     return _P("out_features", "int", default, 'output features; "same" keeps the width, "classes" is the '
-              "dataset's class/target count", 1, 1_000_000, placeholders=("same", "classes"))
+              "dataset's class/target count (1 under loss bce)", 1, 1_000_000, placeholders=("same", "classes"))
 
 
 def _out_channels(default: Any = 16) -> ParamSpec:
