@@ -1,7 +1,7 @@
 """Activation-Free Workbench entry point.
 
 ``python main.py``                       opens the desktop app;
-``python main.py train|eval|export|presets|runs ...``  runs the headless command line.
+``python main.py train|eval|export|presets|runs|reproduce ...``  runs the headless command line.
 
 This file stays thin: the app lives in ``ui/``, the command line in ``workbench/cli.py``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = frozenset({"train", "eval", "export", "presets", "runs", "-h", "--help"})
+CLI_COMMANDS = frozenset({"train", "eval", "export", "presets", "runs", "reproduce", "-h", "--help"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """GUI responsiveness while a run trains in the app, and the app's training speed against the CLI.
 
     python bench/gui_latency.py [--preset z-mnist] [--limit-train 12000] [--epochs 1] [--data-root DIR]
+    python bench/gui_latency.py --first-run [--preset z-digits] [--epochs 2] [--repeat 3]
 
 1. Opens the main window (offscreen unless --headed) with training installed, starts the preset
    and measures the gaps between ticks of a 10 ms ``QTimer`` on the GUI thread from the run's
@@ -9,6 +10,13 @@
 2. Runs the same preset headless: ``python main.py train PRESET --limit-train N --epochs E
    --data-root DIR --device cpu`` in a subprocess, and reads ``samples_per_s`` (training samples
    per wall-clock second, from the run's ``summary.json``) of both.
+
+``--first-run`` measures the FIRST run after launch instead, each time in a fresh process started
+like ``python main.py`` (offscreen, the window shown, shapes computed after the first paint): it
+waits until the app is idle after start-up (its import warm-up done, when it has one, and at least
+3 s after the first paint, as a user reading the window would), clicks the Run button and measures
+the 10 ms timer gaps from that click to the run's final event (and, separately, the longest gap
+between the first paint and the click: what the start-up work costs the GUI).
 
 Prints one Markdown table row per figure; the numbers go in docs/benchmarks.md.
 Data: the MNIST IDX files under --data-root, else env ``AFWB_DATA``, else ../shared/data/mnist.
@@ -106,6 +114,106 @@ def measure_app(preset_key: str, limit: int, epochs: int, data_root: str, runs_r
             "steps": final.summary.steps}
 
 
+def first_run_child(preset_key: str, epochs: int, runs_root: str) -> dict:
+    """In a fresh process: launch the app as main.py does, click Run once after start-up, measure."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["AFWB_RUNS"] = runs_root
+    import numpy as np
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QToolButton
+
+    from ui.app import build_main_window, create_app
+    from workbench.presets import resolve_preset
+
+    app = create_app([])
+    preset = resolve_preset(preset_key)
+    preset.train.epochs = epochs
+    preset.train.device = "cpu"
+    window = build_main_window(preset, ask=lambda title, text, buttons: "Discard" if "Discard" in buttons
+                               else buttons[0])
+    window.resize(1400, 900)
+    c = window.training_controller
+    state: dict = {"phase": "startup", "last": time.perf_counter(), "cpu": time.thread_time(), "final": None,
+                   "painted": None, "ready": False, "warm": False}
+    gaps: dict[str, list[float]] = {"startup": [], "run": [], "second": []}
+    cpu: list[float] = []
+    busy: dict[str, list[float]] = {"run": [], "second": []}   # GUI-thread CPU ms per tick
+
+    def tick() -> None:
+        now, now_cpu = time.perf_counter(), time.thread_time()
+        if state["phase"] in gaps and state["painted"] is not None:
+            gaps[state["phase"]].append((now - state["last"]) * 1000.0)
+            if state["phase"] == "run":
+                cpu.append((now_cpu - state["cpu"]) * 1000.0)
+            if state["phase"] in busy:
+                busy[state["phase"]].append((now_cpu - state["cpu"]) * 1000.0)
+        state["last"], state["cpu"] = now, now_cpu
+        if (state["phase"] == "startup" and state["painted"] is not None and state["warm"]
+                and window.analysis().report is not None and now - state["painted"] >= 3.0):
+            state["phase"] = "run"
+            state["last"], state["cpu"] = time.perf_counter(), time.thread_time()
+            button = window.findChild(QToolButton, "runButton")
+            QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+            state["clicked"] = time.perf_counter()
+
+    def on_final(final) -> None:
+        if state["phase"] == "run":   # the first run ended: click Run again for the comparison run
+            state["final"] = final
+            state["run_s"] = time.perf_counter() - state["clicked"]
+            state["phase"] = "between"
+            QTimer.singleShot(1000, click_again)
+        else:
+            state["phase"] = "done"
+            state["second_final"] = final
+            QTimer.singleShot(200, app.quit)
+
+    def click_again() -> None:
+        state["phase"] = "second"
+        state["last"] = time.perf_counter()
+        QTest.mouseClick(window.findChild(QToolButton, "runButton"), Qt.MouseButton.LeftButton)
+
+    window.first_painted.connect(lambda: state.update(painted=time.perf_counter()))
+    try:   # as ui.app.main does
+        from ui.warmup import warm_after_start
+    except ImportError:   # a checkout from before the warm-up: only the 3 s wait
+        state["warm"] = True
+    else:
+        warm_after_start(window).finished.connect(lambda: state.update(warm=True))
+    c.run_finished.connect(on_final)
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    window.show()
+    QTimer.singleShot(180_000, app.quit)  # safety net
+    app.exec()
+    timer.stop()
+    final = state["final"]
+    window.close()
+    if final is None or final.summary.status != "finished":
+        raise SystemExit(f"the first run did not finish: {getattr(final, 'message', final)}")
+    run = np.array(gaps["run"])
+    worst = int(np.argmax(run))
+    return {"max_gap_ms": float(run.max()), "second_max_gap_ms": float(max(gaps["second"] or [float("nan")])),
+            "max_busy_ms": float(max(busy["run"])), "second_max_busy_ms": float(max(busy["second"] or [float("nan")])), "p99_gap_ms": float(np.percentile(run, 99)), "ticks": len(run),
+            "cpu_in_max_gap_ms": float(cpu[worst]), "startup_max_gap_ms": float(max(gaps["startup"] or [0.0])),
+            "run_s": state["run_s"], "steps": final.summary.steps}
+
+
+def measure_first_run(preset_key: str, epochs: int) -> dict:
+    """:func:`first_run_child` in a fresh Python process (nothing imported yet)."""
+    with tempfile.TemporaryDirectory(prefix="afwb-first-run-") as tmp:
+        env = dict(os.environ, AFWB_CONFIG=str(Path(tmp) / "config"), QT_QPA_PLATFORM="offscreen")
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--first-run-child", "--preset",
+                              preset_key, "--epochs", str(epochs), "--runs-root", str(Path(tmp) / "runs")],
+                             env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"first-run child failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
 def measure_cli(preset_key: str, limit: int, epochs: int, data_root: str, runs_root: str,
                 threads: int | None) -> dict:
     """The headless CLI in a subprocess; ``threads`` sets OMP_NUM_THREADS (torch's intra-op
@@ -133,9 +241,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="folder with the MNIST IDX files")
     parser.add_argument("--headed", action="store_true", help="show the window (default: offscreen)")
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--first-run", action="store_true",
+                        help="measure the first run after launch, in fresh processes (see the module docstring)")
+    parser.add_argument("--repeat", type=int, default=3, help="--first-run: how many fresh processes")
+    parser.add_argument("--first-run-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--runs-root", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cli-default-threads", action="store_true",
                         help="also run the CLI with torch's default thread count (all cores)")
     args = parser.parse_args(argv)
+    if args.first_run_child:
+        print(json.dumps(first_run_child(args.preset, args.epochs, args.runs_root)), flush=True)
+        return 0
+    if args.first_run:
+        preset = args.preset if args.preset != parser.get_default("preset") else "z-digits"
+        epochs = args.epochs if args.epochs != parser.get_default("epochs") else 2
+        rows = [measure_first_run(preset, epochs) for _ in range(max(1, args.repeat))]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"first run after launch: preset {preset}, {epochs} epoch(s), CPU, {os.cpu_count()} cores, "
+              f"{len(rows)} fresh processes, load average {load:.1f} at the end")
+        print("| process | longest gap, click → end of the first run | GUI thread busy in it | most GUI-thread CPU "
+              "in one gap | 99th pct gap | ticks | first run | second run (same process): longest gap / most GUI "
+              "CPU | longest gap, first paint → click |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for i, r in enumerate(rows, 1):
+            print(f"| {i} | {r['max_gap_ms']:.0f} ms | {r['cpu_in_max_gap_ms']:.0f} ms | {r['max_busy_ms']:.0f} ms | "
+                  f"{r['p99_gap_ms']:.0f} ms | {r['ticks']} | {r['run_s']:.1f} s ({r['steps']} steps) | "
+                  f"{r['second_max_gap_ms']:.0f} / {r['second_max_busy_ms']:.0f} ms | {r['startup_max_gap_ms']:.0f} ms |")
+        return 0
     data_root = args.data_root or default_data_root()
     with tempfile.TemporaryDirectory(prefix="afwb-gui-latency-") as tmp:
         from ui.worker import training_threads

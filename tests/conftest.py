@@ -1,4 +1,6 @@
-"""Suite-wide test set-up: Qt offscreen, isolated user folders, the shared MNIST copy."""
+"""Suite-wide test set-up: Qt offscreen, isolated user folders, the shared MNIST copy, and Python's
+cyclic garbage collector on the main thread only (automatic collection off; a collection between
+tests, and from a timer while a Qt test runs the event loop: tests/ui/conftest.py)."""
 from __future__ import annotations
 
 import os
@@ -17,11 +19,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--headed", action="store_true", help="show Qt windows instead of offscreen")
 
 
+_COLLECTOR = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Set here, not only in the Makefile, so a bare `pytest` also runs headless.
     if not config.getoption("--headed"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    # A Qt object left in a reference cycle by one test must not be destroyed by an automatic
+    # collection on another test's training thread (a hang or a segfault: ui/gui_gc.py).
+    global _COLLECTOR
+    from ui.gui_gc import CyclicCollector
+
+    _COLLECTOR = CyclicCollector()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _COLLECTOR is not None:
+        _COLLECTOR.restore()
+
+
+@pytest.fixture(scope="session")
+def main_thread_gc():
+    """The suite's :class:`ui.gui_gc.CyclicCollector` (automatic collection is off)."""
+    return _COLLECTOR
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_between_tests(main_thread_gc) -> Iterator[None]:
+    """After each test (its threads joined, its windows closed), collect what is due, here on the
+    main thread."""
+    yield
+    main_thread_gc.collect_due()
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from ui import settings as settings_mod
+from ui.gui_gc import install_gui_thread_gc
 from ui.theme import apply_theme
 
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(argv or [])
     t0 = _process_start_time()
     app = create_app([])
+    # Python's cyclic GC only on this (the GUI) thread: a Qt object in a reference cycle must
+    # never be destroyed by a collection that happens to run on the training thread.
+    collector = install_gui_thread_gc(app)
     preset = None
     if args:
         from workbench.presets import resolve_preset
@@ -91,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         window = MainWindow(preset)
     else:
         window = build_main_window(preset)
+        if not os.environ.get("AFWB_EXIT_AFTER_PAINT"):   # a start-up measurement quits before any run
+            from ui.warmup import warm_after_start
+
+            warm_after_start(window)   # the first run's heavy imports, at idle after start-up
     if args and os.path.isfile(args[0]):
         from pathlib import Path
 
@@ -110,4 +118,6 @@ def main(argv: list[str] | None = None) -> int:
             window.shapes_ready.connect(shapes)
         QTimer.singleShot(60_000, app.quit)  # safety net
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    collector.timer.stop()
+    return code

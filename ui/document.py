@@ -242,7 +242,9 @@ class PresetDocument(QObject):
             i = max(0, min(index, len(items)))
             items.insert(i, copy.deepcopy(layer))
             return parent + (i,)
-        return self._edit(f"Add {layer.type}", mutate) or parent + (index,)
+        # undo selects the layer before the insertion point (or the container, or nothing)
+        before = parent + (index - 1,) if index > 0 else (parent or None)
+        return self._edit(f"Add {layer.type}", mutate, select_before=before) or parent + (index,)
 
     def remove_layer(self, path: LayerPath) -> None:
         def mutate(p: Preset) -> LayerPath | None:

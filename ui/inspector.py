@@ -6,21 +6,27 @@ Widgets carry the schema's ranges, so a value outside a parameter's range cannot
 get a combo box beside the number. Every edit goes straight to the document as an undoable,
 mergeable command. Widget object names, for tests and automation: ``param_<name>``,
 ``mode_<name>`` (the placeholder combo), ``trainableCheck``, ``field_<section>_<name>``.
+
+Ctrl+Z / Ctrl+Y (Ctrl+Shift+Z) typed in a field undo and redo the document, as everywhere else in
+the window; a spin box whose text was typed but not yet committed (Enter / leaving the field) first
+just forgets that text.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QValidator
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from ui.document import LayerPath, PresetDocument, ReadOnlyError, json_path
 
 INT_MAX = 2_147_483_647
+#: The device choice "all N GPUs (DDP)" (the preset gets ``cuda``; the window runs N processes).
+DDP_DEVICE = "ddp"
 NUMBER = "number"
 
 
@@ -294,6 +300,35 @@ def _section_fields() -> list[tuple]:
     ]
 
 
+class _DocumentUndoKeys(QObject):
+    """Event filter on the inspector's fields: Undo/Redo keys go to the window's (document) undo
+    instead of a spin box's or line edit's own text undo, which made Ctrl+Z look dead after an edit."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.ShortcutOverride:
+            return False
+        undo = event.matches(QKeySequence.StandardKey.Undo)
+        if not undo and not event.matches(QKeySequence.StandardKey.Redo) and not (
+                event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier):
+            return False
+        spin = obj if isinstance(obj, QAbstractSpinBox) else None
+        if undo and spin is not None and _pending_text(spin):
+            # Typed but not committed: forget the typing (the document never saw it).
+            spin.lineEdit().setText(spin.textFromValue(spin.value()))  # type: ignore[attr-defined]
+            event.accept()
+            return True
+        event.ignore()   # not overridden: the window's Undo/Redo shortcut fires
+        return True
+
+
+def _pending_text(spin: QAbstractSpinBox) -> bool:
+    """Whether the spin box shows typed text that differs from its committed value."""
+    try:
+        return spin.lineEdit().text().strip() != spin.textFromValue(spin.value()).strip()  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+
+
 def _group(title: str, parent: QWidget) -> tuple[QGroupBox, QFormLayout]:
     box = QGroupBox(title, parent)
     form = QFormLayout(box)
@@ -325,6 +360,9 @@ class Inspector(QScrollArea):
         self.field_editors: dict[tuple[str, str], ValueEditor] = {}
         self.option_editors: dict[str, ValueEditor] = {}
         self._options_dataset: str | None = None
+        #: processes of the next run: the number of GPUs when "all N GPUs (DDP)" is chosen, else 0
+        self.ddp_processes = 0
+        self._gpu_count = 0
 
         body = QWidget()
         body.setObjectName("inspectorBody")
@@ -366,6 +404,10 @@ class Inspector(QScrollArea):
         self.options_form = forms["task"]
         self._col.addStretch(1)
         self.setWidget(body)
+        self._undo_keys = _DocumentUndoKeys(self)
+        self._watch_undo_keys(body)
+        self._body = body
+        body.installEventFilter(self)   # its layout changed (another form): fit the width again
 
         document.changed.connect(self.refresh)
         document.read_only_changed.connect(self._on_read_only)
@@ -378,16 +420,41 @@ class Inspector(QScrollArea):
         self._selection = tuple(key) if isinstance(key, list) else key
         self.refresh()
 
-    def set_available_devices(self, devices: Sequence[str]) -> None:
-        """Offer ``auto`` plus ``devices`` (``cpu`` always; ``cuda``/``mps`` when torch reports them)."""
+    def set_available_devices(self, devices: Sequence[str], gpu_count: int = 0) -> None:
+        """Offer ``auto`` plus ``devices`` (``cpu`` always; ``cuda``/``mps`` when torch reports them),
+        and "all N GPUs (DDP)" when ``gpu_count`` > 1 GPUs are visible: the run then trains on N
+        torchrun processes, one per GPU (the preset itself says ``cuda``; see :attr:`ddp_processes`)."""
         ed = self.field_editors[("train", "device")]
         assert isinstance(ed, ChoiceEditor)
         values = ["auto"] + [d for d in devices if d != "auto"]
-        ed.set_choices(values)
-        ed.set_value(self.document.current.train.device)
+        self._gpu_count = int(gpu_count)
+        if self._gpu_count > 1:
+            ed.set_choices(values + [DDP_DEVICE], [str(v) for v in values] + [f"all {self._gpu_count} GPUs (DDP)"])
+        else:
+            ed.set_choices(values)
+            self.ddp_processes = 0
+        self._show_device()
+
+    def _show_device(self) -> None:
+        ed = self.field_editors[("train", "device")]
+        device = self.document.current.train.device
+        ed.set_value(DDP_DEVICE if self.ddp_processes > 1 and device == "cuda" else device)
 
     def layer_editor(self, name: str) -> ValueEditor:
         return self.layer_editors[name]
+
+    def focus_field(self, section: str, name: str) -> bool:
+        """Scroll to the field ``section.name`` (task, train, monitor) and give it the keyboard focus
+        (a failed run's banner sends the user here); False when there is no such field."""
+        ed = self.field_editors.get((section, name))
+        if ed is None:
+            return False
+        self.ensureWidgetVisible(ed, 20, 40)
+        target = next((w for w in ed.findChildren(QWidget) if w.objectName().startswith("field_")), ed)
+        target.setFocus(Qt.FocusReason.OtherFocusReason)
+        if isinstance(target, QAbstractSpinBox):
+            target.selectAll()
+        return True
 
     def field_editor(self, section: str, name: str) -> ValueEditor:
         return self.field_editors[(section, name)]
@@ -415,7 +482,26 @@ class Inspector(QScrollArea):
                 ed.set_value(layer.params.get(name, default))
         for (section, name), ed in self.field_editors.items():
             ed.set_value(getattr(getattr(preset, section), name))
+        if preset.train.device != "cuda":
+            self.ddp_processes = 0  # another device chosen (an undo, another preset): one process again
+        self._show_device()
         self._sync_options()
+        self._fit_width()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if obj is getattr(self, "_body", None) and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_width()
+        return super().eventFilter(obj, event)
+
+    def _fit_width(self) -> None:
+        """Never narrower than the form (the dock would clip its fields: there is no horizontal
+        scroll bar), whatever layer form is shown."""
+        body = getattr(self, "_body", None)
+        if body is None:
+            return
+        need = body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        if self.minimumWidth() != need:
+            self.setMinimumWidth(need)
 
     # ---------------------------------------------------------------------------------- internals
     def _clear_form(self, form: QFormLayout) -> None:
@@ -477,6 +563,7 @@ class Inspector(QScrollArea):
         trainable.edited.connect(self._set_trainable)
         self.layer_form.addRow("", trainable)
         self.layer_editors["__trainable__"] = trainable
+        self._watch_undo_keys(self.layer_box)
 
     def _sync_options(self) -> None:
         """Rows for the dataset's options (e.g. parity: n_inputs, k_active), rebuilt when the dataset changes."""
@@ -497,10 +584,17 @@ class Inspector(QScrollArea):
                 ed.edited.connect(lambda v, n=name: self._set_option(n, v))
                 self.options_form.insertRow(1 + len(self.option_editors), f"  {name}", ed)
                 self.option_editors[name] = ed
+                self._watch_undo_keys(ed)
             self._options_dataset = dataset
         schema = DATASET_OPTIONS.get(dataset) or {}
         for name, ed in self.option_editors.items():
             ed.set_value(preset.task.options.get(name, schema[name].default))
+
+    def _watch_undo_keys(self, root: QWidget) -> None:
+        for w in root.findChildren(QWidget):
+            if isinstance(w, (QAbstractSpinBox, QLineEdit)) and not w.property("_undoKeys"):
+                w.setProperty("_undoKeys", True)
+                w.installEventFilter(self._undo_keys)
 
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
@@ -523,6 +617,13 @@ class Inspector(QScrollArea):
             self._guard(lambda: self.document.set_layer_trainable(path, value))
 
     def _set_field(self, section: str, name: str, value: Any) -> None:
+        if (section, name) == ("train", "device"):
+            # "all N GPUs (DDP)": the preset trains on cuda, N processes (a choice of this window's runs)
+            self.ddp_processes = self._gpu_count if value == DDP_DEVICE else 0
+            value = "cuda" if value == DDP_DEVICE else value
+            if value == self.document.current.train.device:
+                self._show_device()
+                return
         self._guard(lambda: self.document.set_field(section, name, value))
 
     def _set_option(self, name: str, value: Any) -> None:
@@ -534,3 +635,4 @@ class Inspector(QScrollArea):
         self.layer_box.setEnabled(not flag)
         for box in self.section_boxes.values():
             box.setEnabled(not flag)
+

@@ -1,8 +1,16 @@
-"""The main window: palette dock · model editor (centre) · inspector dock, menus, toolbar, files.
+"""The main window: workspaces in the centre (``workspaceTabs``), docks around them, menus, files.
+
+The centre holds one page per workspace, after Neural Network Console's EDIT / TRAINING /
+EVALUATION tabs: **Build** (the preset's name and description above the model editor's cards) is
+made here; the training side adds **Train** (the dashboard) and **Evaluate**. The palette, the
+inspector and the runs list are docks around them; View → Reset layout puts them back
+(palette and runs tabbed on the left — the workspace raises the one it needs — inspector on the
+right). Ctrl+1/2/3 switch workspaces.
 
 The seam with the training side (``ui.training_controller.install_training``) is documented on
 :class:`MainWindow`: ``document``, ``run_block_reason()``, ``validity_changed``, ``add_dock()``,
-``menu()``, ``toolbar``, ``training_hooks``.
+``add_workspace()``, ``show_workspace()``, ``menu()``, ``toolbar``, ``training_hooks``,
+``open_run_preset()``.
 
 Start-up never waits for torch: the first paint shows the cards with "…" for shapes and counts;
 right after it, :meth:`MainWindow.ensure_shapes` imports torch (meta-device parameter counts) and
@@ -10,6 +18,7 @@ fills them in. If torch is already imported (tests, a second window) shapes are 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 import time
@@ -18,7 +27,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMenu, QToolBar, QWidget
+from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMenu, QTabWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from ui import settings as settings_mod
 from ui.dialogs import PRESET_FILTER, TextDialog, file_ask_path, message_ask, problems_text
@@ -26,12 +36,19 @@ from ui.document import Analysis, PresetDocument, ReadOnlyError, get_layer, make
 from ui.inspector import Inspector
 from ui.model_editor import ModelEditor
 from ui.palette import PaletteWidget
+from ui.preset_header import PresetHeader
+from ui.statusbar import ElidedLabel, StatusBar
 from ui.theme import apply_theme
 from workbench.spec import Preset, SpecError, load_preset, save_preset
 
 APP_TITLE = "Activation-Free Workbench"
 DEFAULT_SIZE = (1400, 900)
 MENU_ORDER = ("&File", "&Edit", "&View", "&Run", "&Presets", "&Help")
+#: Version stamp of the saved dock layout: a layout saved before the workspaces is not restored.
+LAYOUT_VERSION = 2
+#: Default dock widths (pixels) after Reset layout: the left (palette / runs) and right (inspector) areas.
+LEFT_DOCK_WIDTH = 300
+RIGHT_DOCK_WIDTH = 330
 
 
 def guarded(method: Callable) -> Callable:
@@ -88,21 +105,45 @@ class MainWindow(QMainWindow):
         self._shapes_enabled = "torch" in sys.modules
         self._analysis: Analysis | None = None
         self._origin: tuple[str, str] | None = ("builtin", "z-digits") if preset is None else None
+        self._origin_preset: Preset | None = None   # the preset Revert restores when it came from a run
         self._menus: dict[str, QMenu] = {}
+        self._dock_defaults: dict[QDockWidget, tuple[Qt.DockWidgetArea, QDockWidget | None]] = {}
+        self._workspace_docks: dict[str, QDockWidget] = {}
+        self.workspace_actions: dict[str, QAction] = {}
+        self.setStatusBar(StatusBar(self))
+        view = self.menu("&View")
+        self._workspaces_end = view.addSeparator()   # workspace actions go above it, dock toggles below
+        self._docks_separator = view.addSeparator()
+        self._workspace_group = QActionGroup(self)
         app = QApplication.instance()
         if app is not None and app.property("afwb_theme") is None:
             apply_theme(app, settings_mod.theme_name(self.settings))
 
         self.document = PresetDocument(preset if preset is not None else _default_preset(), parent=self)
 
-        self.editor = ModelEditor(self.document, self)
-        self.setCentralWidget(self.editor)
-        self.palette = PaletteWidget()
-        self.inspector = Inspector(self.document)
+        self.workspace_tabs = QTabWidget(self)
+        self.workspace_tabs.setObjectName("workspaceTabs")
+        self.workspace_tabs.setDocumentMode(True)
+        self.workspace_tabs.currentChanged.connect(self._on_workspace_changed)
+        self.setCentralWidget(self.workspace_tabs)
+        self.build_page = QWidget(self.workspace_tabs)
+        self.build_page.setObjectName("buildWorkspace")
+        self.preset_header = PresetHeader(self.document, self.build_page)
+        self.editor = ModelEditor(self.document, self.build_page)
+        build_layout = QVBoxLayout(self.build_page)
+        build_layout.setContentsMargins(0, 0, 0, 0)
+        build_layout.setSpacing(0)
+        build_layout.addWidget(self.preset_header)
+        build_layout.addWidget(self.editor, 1)
+        self.add_workspace("Build", self.build_page, "Edit the model: layers, shapes, parameters")
+        self.palette = PaletteWidget(self)
+        self.inspector = Inspector(self.document, self)   # as wide as its form needs, never clipped
         self.palette_dock = self.add_dock(self.palette, "Palette", Qt.DockWidgetArea.LeftDockWidgetArea, "paletteDock")
         self.inspector_dock = self.add_dock(self.inspector, "Inspector", Qt.DockWidgetArea.RightDockWidgetArea,
                                             "inspectorDock")
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 380], Qt.Orientation.Horizontal)
+        self.set_workspace_dock("Build", self.palette_dock)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [LEFT_DOCK_WIDTH, RIGHT_DOCK_WIDTH],
+                         Qt.Orientation.Horizontal)
 
         self.toolbar = QToolBar("Main", self)
         self.toolbar.setObjectName("mainToolBar")
@@ -110,7 +151,7 @@ class MainWindow(QMainWindow):
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self._make_actions()
-        self._path_label = QLabel(self)
+        self._path_label = ElidedLabel("", self, mode=Qt.TextElideMode.ElideMiddle, min_chars=16)
         self._path_label.setObjectName("pathLabel")
         self.statusBar().addPermanentWidget(self._path_label)
 
@@ -137,8 +178,10 @@ class MainWindow(QMainWindow):
         assert self._analysis is not None
         return self._analysis.block_reason()
 
-    def add_dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea, object_name: str) -> QDockWidget:
-        """Add a dock that takes part in the remembered layout; its toggle goes in View."""
+    def add_dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea, object_name: str, *,
+                 tabify_with: QDockWidget | None = None) -> QDockWidget:
+        """Add a dock that takes part in the remembered layout (in ``area``, or tabbed with
+        ``tabify_with``; Reset layout puts it back there); its toggle goes in View."""
         dock = QDockWidget(title, self)
         dock.setObjectName(object_name)
         dock.setWidget(widget)
@@ -146,15 +189,77 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
-        view = self.menu("&View")
+        if tabify_with is not None:
+            self.tabifyDockWidget(tabify_with, dock)
+        self._dock_defaults[dock] = (area, tabify_with)
         action = dock.toggleViewAction()
         action.setText(f"Show {title}")
-        first = view.actions()[0] if view.actions() else None
-        docks_end = getattr(self, "_docks_separator", None)
-        view.insertAction(docks_end if docks_end is not None else first, action)
+        self.menu("&View").insertAction(self._docks_separator, action)
         if self._layout_restored:
             self._restore_state()
         return dock
+
+    def add_workspace(self, title: str, widget: QWidget, tip: str = "") -> int:
+        """Add a page to the centre (``workspaceTabs``); View gets "title" with Ctrl+<its number>."""
+        index = self.workspace_tabs.addTab(widget, title)
+        if tip:
+            self.workspace_tabs.setTabToolTip(index, tip)
+        action = QAction(f"&{title}", self, checkable=True)
+        action.setObjectName(f"actionWorkspace{title}")
+        if index < 9:
+            action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
+        action.setStatusTip(tip or f"Show the {title} workspace")
+        action.triggered.connect(lambda _c=False, t=title: self.show_workspace(t))
+        action.setChecked(index == self.workspace_tabs.currentIndex())
+        self._workspace_group.addAction(action)
+        self.addAction(action)
+        self.menu("&View").insertAction(self._workspaces_end, action)
+        self.workspace_actions[title] = action
+        return index
+
+    def workspace_titles(self) -> list[str]:
+        return [self.workspace_tabs.tabText(i) for i in range(self.workspace_tabs.count())]
+
+    def show_workspace(self, title: str) -> bool:
+        """Make the workspace ``title`` ("Build", "Train", "Evaluate") current; False if there is none."""
+        titles = self.workspace_titles()
+        if title not in titles:
+            return False
+        self.workspace_tabs.setCurrentIndex(titles.index(title))
+        return True
+
+    def current_workspace(self) -> str:
+        return self.workspace_tabs.tabText(self.workspace_tabs.currentIndex())
+
+    def set_workspace_dock(self, title: str, dock: QDockWidget) -> None:
+        """Raise ``dock`` (when it shares its place with others as a tab) whenever ``title`` is shown."""
+        self._workspace_docks[title] = dock
+        if self.current_workspace() == title:
+            self._on_workspace_changed(self.workspace_tabs.currentIndex())
+
+    def _on_workspace_changed(self, index: int) -> None:
+        title = self.workspace_tabs.tabText(index)
+        action = self.workspace_actions.get(title)
+        if action is not None:
+            action.setChecked(True)
+        dock = self._workspace_docks.get(title)
+        if dock is not None and dock.isVisible() and self.tabifiedDockWidgets(dock):
+            dock.raise_()
+
+    def reset_layout(self) -> None:
+        """Docks back to their default places and widths, all shown, none floating."""
+        for dock, (area, _tab) in self._dock_defaults.items():
+            dock.setFloating(False)
+            self.addDockWidget(area, dock)
+            dock.show()
+        for dock, (_area, tab) in self._dock_defaults.items():
+            if tab is not None:
+                self.tabifyDockWidget(tab, dock)
+        widths = {Qt.DockWidgetArea.LeftDockWidgetArea: LEFT_DOCK_WIDTH,
+                  Qt.DockWidgetArea.RightDockWidgetArea: RIGHT_DOCK_WIDTH}
+        docks = [d for d, (area, _t) in self._dock_defaults.items() if area in widths]
+        self.resizeDocks(docks, [widths[self._dock_defaults[d][0]] for d in docks], Qt.Orientation.Horizontal)
+        self._on_workspace_changed(self.workspace_tabs.currentIndex())
 
     def menu(self, name: str) -> QMenu:
         """The top-level menu ``name`` ("&File", "&Edit", "&View", "&Run", "&Presets", "&Help"), created
@@ -203,9 +308,9 @@ class MainWindow(QMainWindow):
 
     def _after_torch(self) -> None:
         try:
-            from workbench.devices import available_devices
+            from workbench.devices import available_devices, visible_gpus
 
-            self.inspector.set_available_devices(available_devices())
+            self.inspector.set_available_devices(available_devices(), gpu_count=visible_gpus())
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"Could not query devices: {exc}", 6000)
 
@@ -215,6 +320,9 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.StatusTip:   # menu/action status tips: elided like every message
+            self.statusBar().showMessage(event.tip())
+            return True
         if event.type() == QEvent.Type.Paint and not self._painted:
             self._painted = True
             QTimer.singleShot(0, self._on_first_paint)
@@ -292,7 +400,10 @@ class MainWindow(QMainWindow):
             edit.addAction(a)
 
         view = self.menu("&View")
-        self._docks_separator = view.addSeparator()
+        self.action_reset_layout = self._action("&Reset layout", self.reset_layout, None,
+                                                "Put the palette, inspector and runs back in their places",
+                                                "actionResetLayout")
+        view.addAction(self.action_reset_layout)
         theme_menu = view.addMenu("&Theme")
         group = QActionGroup(self)
         current = settings_mod.theme_name(self.settings)
@@ -317,8 +428,20 @@ class MainWindow(QMainWindow):
         for a in (self.action_new, self.action_open, self.action_save):
             self.toolbar.addAction(a)
         self.toolbar.addSeparator()
-        self.toolbar.addAction(self.action_undo)
-        self.toolbar.addAction(self.action_redo)
+        # The toolbar's Undo/Redo keep short, fixed texts (the menu's say what they undo), so the
+        # buttons after them never move; they trigger the same commands and carry no shortcut.
+        stack = self.document.undo_stack
+        for text, name, trigger, can, changed_text, can_changed in (
+                ("Undo", "toolbarUndo", stack.undo, stack.canUndo, stack.undoTextChanged, stack.canUndoChanged),
+                ("Redo", "toolbarRedo", stack.redo, stack.canRedo, stack.redoTextChanged, stack.canRedoChanged)):
+            proxy = QAction(text, self)
+            proxy.setObjectName(name)
+            proxy.triggered.connect(lambda _c=False, t=trigger: t())
+            proxy.setEnabled(can())
+            can_changed.connect(lambda flag, p=proxy: p.setEnabled(flag and not self.document.is_read_only()))
+            changed_text.connect(lambda what, p=proxy, t=text: p.setToolTip(f"{t} {what}".strip()))
+            self.toolbar.addAction(proxy)
+            setattr(self, f"toolbar_{text.lower()}", proxy)
         self.toolbar.addSeparator()
 
     def _fill_presets(self, menu: QMenu) -> None:
@@ -373,6 +496,9 @@ class MainWindow(QMainWindow):
         self.action_revert.setEnabled(editable and self._origin is not None and self.document.is_dirty())
         self.action_undo.setEnabled(editable and self.document.undo_stack.canUndo())
         self.action_redo.setEnabled(editable and self.document.undo_stack.canRedo())
+        if hasattr(self, "toolbar_undo"):
+            self.toolbar_undo.setEnabled(self.action_undo.isEnabled())
+            self.toolbar_redo.setEnabled(self.action_redo.isEnabled())
         self.document.undo_stack.setActive(editable)
         self.palette.setEnabled(editable)
 
@@ -385,6 +511,8 @@ class MainWindow(QMainWindow):
             self._path_label.setText(str(path))
         elif self._origin and self._origin[0] == "builtin":
             self._path_label.setText(f"built-in preset {self._origin[1]} (Save As to keep a copy)")
+        elif self._origin and self._origin[0] == "run":
+            self._path_label.setText(f"preset of the run {self._origin[1]} (Save As to keep a copy)")
         else:
             self._path_label.setText("not saved yet")
         if hasattr(self, "action_revert"):
@@ -450,7 +578,9 @@ class MainWindow(QMainWindow):
         self._origin = None
         self.document.load(blank)
         self.editor.select(None)
-        self.statusBar().showMessage("New model: double-click layers in the palette to add them", 5000)
+        self.show_workspace("Build")
+        self.preset_header.edit_name()
+        self.statusBar().showMessage("New model: name it, then double-click layers in the palette to add them", 5000)
         return True
 
     @guarded
@@ -499,6 +629,25 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened built-in preset {key}", 4000)
         return True
 
+    def open_run_preset(self, preset: Preset, run_label: str) -> bool:
+        """Make a run's preset the document (the caller asked about unsaved changes): the title, the
+        path label and Revert follow it ("the preset of the run …"; Revert restores it)."""
+        self._origin = ("run", run_label)
+        self._origin_preset = copy.deepcopy(preset)
+        self.document.load(preset)
+        self.editor.select(None)
+        self.statusBar().showMessage(f"Opened the preset of the run {run_label}", 4000)
+        return True
+
+    def go_to_field(self, section: str, name: str) -> bool:
+        """Show the inspector with the field ``section.name`` focused (a failed run's fix)."""
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+        ok = self.inspector.focus_field(section, name)
+        if ok:
+            self.statusBar().showMessage("Change it here in the inspector, then press Run again (Ctrl+R)", 8000)
+        return ok
+
     def save(self) -> bool:
         if self.document.path is None:
             return self.save_as()
@@ -545,6 +694,8 @@ class MainWindow(QMainWindow):
                 self.ask("Cannot revert", problems_text(where, exc), ("OK",))
                 return False
             self.document.load(preset, where)
+        elif kind == "run" and self._origin_preset is not None:
+            self.document.load(self._origin_preset)
         else:
             from workbench.presets import load_builtin
 
@@ -652,16 +803,10 @@ class MainWindow(QMainWindow):
 
     def _restore_state(self) -> None:
         state = self.settings.value("window/state")
-        if isinstance(state, (QByteArray, bytes)) and self.restoreState(QByteArray(state)):
+        if isinstance(state, (QByteArray, bytes)) and self.restoreState(QByteArray(state), LAYOUT_VERSION):
+            self._on_workspace_changed(self.workspace_tabs.currentIndex())
             return
-        self._default_layout()
-
-    def _default_layout(self) -> None:
-        """First launch: the model editor keeps about 60 % of the height above bottom docks."""
-        bottom = [d for d in self.findChildren(QDockWidget)
-                  if self.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea and d.isVisible()]
-        if bottom:
-            self.resizeDocks(bottom[:1], [int(self.height() * 0.36)], Qt.Orientation.Vertical)
+        self.reset_layout()   # first launch, or a layout saved before the workspaces
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
@@ -671,7 +816,7 @@ class MainWindow(QMainWindow):
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

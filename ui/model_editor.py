@@ -113,6 +113,7 @@ class ModelEditor(QWidget):
         self.document = document
         self.analysis: Analysis | None = None
         self._selected: Key = None
+        self._emitted: Key = None   #: the key listeners (the inspector) were last told about
         self._collapsed: set[LayerPath] = set()
         self._cards: dict[LayerPath, LayerCard] = {}
         self._top_cards: list[LayerCard] = []
@@ -172,13 +173,16 @@ class ModelEditor(QWidget):
     def selected_layer_path(self) -> LayerPath | None:
         return self._selected if isinstance(self._selected, tuple) else None
 
-    def select(self, key: Key) -> None:
-        """Select a card (a layer path, "input", "output") or nothing (None)."""
+    def select(self, key: Key, *, notify: bool = False) -> None:
+        """Select a card (a layer path, "input", "output") or nothing (None).
+
+        :attr:`selection_changed` is emitted whenever the key differs from the one listeners were
+        last told about (not from the previous ``_selected``, which a command's selection hint may
+        already have moved), and always with ``notify=True`` (a click on the selected card)."""
         if isinstance(key, list):
             key = tuple(key)
         if isinstance(key, tuple) and not self.document.has_layer(key):
             key = None
-        changed = key != self._selected
         self._selected = key
         for path, card in self._cards.items():
             card.set_selected(path == key)
@@ -188,7 +192,8 @@ class ModelEditor(QWidget):
             self.output_card.set_selected(key == "output")
         if isinstance(key, tuple) and key in self._cards:
             self.scroll.ensureWidgetVisible(self._cards[key], 20, 20)
-        if changed:
+        if notify or key != self._emitted:
+            self._emitted = key
             self.selection_changed.emit(key)
 
     def layer_cards(self) -> list[LayerCard]:
@@ -252,8 +257,7 @@ class ModelEditor(QWidget):
             self._update_footer()
             if isinstance(self._selected, tuple) and self._selected not in self._cards:
                 self._selected = None
-                self.selection_changed.emit(None)
-            self.select(self._selected)
+            self.select(self._selected)   # tells the inspector when a command moved the selection
         finally:
             self.setUpdatesEnabled(True)
         self.scroll.verticalScrollBar().setValue(scroll_value)
@@ -417,7 +421,7 @@ class ModelEditor(QWidget):
 
     def _card_clicked(self, key: Key) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
-        self.select(key)
+        self.select(key, notify=True)   # a click on the selected card refreshes the inspector too
 
     def _on_read_only(self, flag: bool, reason: str) -> None:
         self.read_only_banner.setText(f"Read-only: {reason}" if reason else "Read-only")
@@ -425,7 +429,7 @@ class ModelEditor(QWidget):
 
     def _on_selection_hint(self, path: object) -> None:
         if path is not None:
-            self._selected = tuple(path)  # applied by the rebuild that follows the change
+            self._selected = tuple(path)  # applied (and announced) by the rebuild that follows the change
 
     def _start_move(self, path: LayerPath) -> None:
         if self.document.is_read_only():

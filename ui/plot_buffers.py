@@ -11,7 +11,8 @@ dashboard's timer redraws the plots from these arrays. Nothing in this module im
 * :func:`ema` — TensorBoard-style debiased exponential moving average.
 * :func:`minmax_decimate` — keep the min and max of each bin so spikes survive downsampling.
 
-Units: x is the optimiser step; losses are in the loss's own units; accuracies are fractions in
+Units: x is the optimiser step (:meth:`RunBuffers.x_values` maps steps to epochs or to training
+seconds for the plots' other x axes); losses are in the loss's own units; accuracies are fractions in
 [0, 1] (the plots show per cent); ``samples_per_s`` is training samples per wall-clock second;
 gradient norms are L2 norms.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 
-__all__ = ["Series", "RunBuffers", "SERIES_HELP", "SmoothedCache", "ema", "minmax_decimate"]
+__all__ = ["Series", "RunBuffers", "SERIES_HELP", "X_AXES", "SmoothedCache", "ema", "minmax_decimate"]
 
 #: The series names a :class:`RunBuffers` may hold (per-layer ones take ``/<layer name>``).
 SERIES_HELP: dict[str, str] = {
@@ -45,7 +46,13 @@ SERIES_HELP: dict[str, str] = {
     "depth_w/<layer>": "raw learned depth w of an InfiniteDepth layer",
     "depth/<layer>": "effective depth ceil(w) of an InfiniteDepth layer",
     "hardness/<layer>": "mean hardness of a Z layer",
+    "epoch_at": "epochs done (fractional) at each emit, for the epoch x axis",
+    "seconds_at": "training wall-clock seconds at each emit (pauses excluded), for the time x axis",
+    "epoch_seconds": "training seconds at each epoch end (the time axis of runs written before seconds_at)",
 }
+
+#: The plots' x axes: what :meth:`RunBuffers.x_values` maps steps to.
+X_AXES = ("step", "epoch", "time")
 
 
 class Series:
@@ -185,6 +192,53 @@ class RunBuffers:
     def is_regression(self) -> bool:
         return self.task == "regression"
 
+    # ------------------------------------------------------------------ x axes
+    def _clock(self, axis: str) -> Series | None:
+        """The step → ``axis`` reference points (None when this run has none for that axis)."""
+        names = {"epoch": ("epoch_at",), "time": ("seconds_at", "epoch_seconds")}[axis]
+        for name in names:
+            ref = self.series.get(name)
+            if ref is not None and len(ref) and np.isfinite(ref.y).any():
+                return ref
+        return None
+
+    def has_axis(self, axis: str) -> bool:
+        """Whether :meth:`x_values` can map this run's steps to ``axis``."""
+        return axis == "step" or self._clock(axis) is not None
+
+    def x_values(self, steps: np.ndarray, axis: str = "step") -> np.ndarray:
+        """``steps`` as ``axis`` values: "step" (unchanged), "epoch" (fractional epochs done) or
+        "time" (training seconds), interpolated between the emits; NaN when the run has no such data."""
+        steps = np.asarray(steps, dtype=np.float64)
+        if axis == "step":
+            return steps
+        ref = self._clock(axis)
+        if ref is None:
+            return np.full(steps.shape, np.nan)
+        xs, ys = np.asarray(ref.x), np.asarray(ref.y)
+        keep = np.isfinite(ys)
+        xs, ys = xs[keep], ys[keep]
+        start = float(self.started.start_step) if self.started is not None else 0.0
+        if xs[0] > start and start == 0.0:   # a fresh run starts at (0 steps, 0 epochs, 0 s)
+            xs, ys = np.concatenate([[0.0], xs]), np.concatenate([[0.0], ys])
+        return np.interp(steps, xs, ys)
+
+    def x_extent(self, axis: str = "step") -> float | None:
+        """How far this run's x axis goes: a live run's planned total (steps or epochs), else its last
+        point; None when unknown (a live run's training time)."""
+        live = self.started is not None and self.final is None
+        if live and axis == "step":
+            return float(self.started.total_steps)
+        if live and axis == "epoch":
+            return float(self.started.epochs)
+        if live:
+            return None
+        last = self.get("loss").last() if self.has("loss") else None
+        if last is None:
+            return None
+        value = float(self.x_values(np.array([last[0]]), axis)[0])
+        return value if math.isfinite(value) else None
+
     # ------------------------------------------------------------------ live events
     def ingest(self, event: Any) -> None:
         """Add one :mod:`workbench.events` event."""
@@ -197,9 +251,10 @@ class RunBuffers:
             self.last_metrics = event
             self._add_metrics(event.step, event.loss, event.accuracy, event.rmse, event.samples_per_s, event.lr,
                               event.grad_norm, event.weight_norm, event.depth_w, event.depth, event.hardness)
+            self._add_clock(event.step, event.epoch_fraction, event.seconds)
         elif isinstance(event, EpochEnd):
             self._add_epoch(event.step, event.train_loss, event.val_loss, event.train_accuracy,
-                            event.val_accuracy, event.train_rmse, event.val_rmse)
+                            event.val_accuracy, event.train_rmse, event.val_rmse, event.seconds)
         elif isinstance(event, (Finished, Stopped, Failed)):
             self.final = event
             self.summary = event.summary
@@ -231,8 +286,18 @@ class RunBuffers:
                 if prefix == "grad_norm" and name not in self.layer_names:
                     self.layer_names.append(name)
 
+    def _add_clock(self, step: float, epoch_fraction: Any, seconds: Any) -> None:
+        if epoch_fraction is not None:
+            self.get("epoch_at").append(step, _num(epoch_fraction))
+        if seconds is not None:
+            self.get("seconds_at").append(step, _num(seconds))
+
     def _add_epoch(self, step: float, train_loss: Any, val_loss: Any, train_acc: Any, val_acc: Any,
-                   train_rmse: Any, val_rmse: Any) -> None:
+                   train_rmse: Any, val_rmse: Any, epoch_seconds: Any = None) -> None:
+        if epoch_seconds is not None:
+            done = self.get("epoch_seconds")
+            previous = done.last()[1] if len(done) else 0.0
+            done.append(step, previous + _num(epoch_seconds))
         self.get("train_loss_epoch").append(step, _num(train_loss))
         for name, value in (("val_loss", val_loss), ("train_accuracy", train_acc), ("val_accuracy", val_acc),
                             ("train_rmse", train_rmse), ("val_rmse", val_rmse)):
@@ -250,7 +315,8 @@ class RunBuffers:
         step = _num(record["step"])
         if kind == "epoch":
             self._add_epoch(step, record.get("train_loss"), record.get("val_loss"), record.get("train_accuracy"),
-                            record.get("val_accuracy"), record.get("train_rmse"), record.get("val_rmse"))
+                            record.get("val_accuracy"), record.get("train_rmse"), record.get("val_rmse"),
+                            record.get("seconds"))
         elif kind == "metrics":
             per_layer: dict[str, dict[str, Any]] = {p: {} for p in
                                                      ("grad_norm", "weight_norm", "depth_w", "depth", "hardness")}
@@ -263,6 +329,7 @@ class RunBuffers:
                               record.get("samples_per_s"), record.get("lr"), per_layer["grad_norm"],
                               per_layer["weight_norm"], per_layer["depth_w"], per_layer["depth"],
                               per_layer["hardness"])
+            self._add_clock(step, record.get("epoch_fraction"), record.get("seconds"))
             if record.get("rmse") is not None:
                 self.task = "regression"
         else:

@@ -1,10 +1,12 @@
 """Plot widgets of the dashboard (pyqtgraph, raster path: never OpenGL, never ``pg.plot()``).
 
-* :class:`PlotPanel` — one ``PlotItem`` with labelled axes (units), a legend *below* the data (it
-  never covers a curve), a crosshair whose read-out shows the step and every named curve's value
-  there, and export to PNG (``exporters.ImageExporter``) and CSV from its context menu.
-  Curves are described each redraw by :class:`Curve` records; the panel reuses its
-  ``PlotDataItem`` objects, so a redraw only calls ``setData``.
+* :class:`PlotPanel` — one ``PlotItem`` with labelled axes (units), a legend outside the data
+  (below it, or to its right) that can be hidden, a linear/log y axis, labelled horizontal
+  reference lines (:meth:`PlotPanel.set_reference_line`, e.g. a published figure), a crosshair whose
+  read-out shows x and every named curve's value there, and export to PNG (at twice the screen
+  size or more, axis labels whole) and CSV from its context menu. Curves are described each redraw
+  by :class:`Curve` records; the panel reuses its ``PlotDataItem`` objects, so a redraw only calls
+  ``setData``.
 * :class:`HeatmapPanel` — gradient norms as a layer × step image (log10 of the norm), layers named
   on the y axis, a colour bar.
 * :class:`GradNormPanel` — the ``gradNormPlot`` widget: log-scale lines per layer, or the heatmap.
@@ -27,13 +29,13 @@ import pyqtgraph as pg
 from pyqtgraph import exporters
 from PySide6.QtCore import QEvent, QRectF, Qt
 from PySide6.QtGui import QAction, QColor, QFont, QPalette
-from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from ui.plot_buffers import minmax_decimate
 
 __all__ = ["Curve", "PlotPanel", "HeatmapPanel", "GradNormPanel", "DepthPanel", "layer_color",
-           "run_style", "AskPath", "MAX_POINTS", "TAB10"]
+           "run_style", "run_color", "AskPath", "MAX_POINTS", "TAB10", "EXPORT_SCALE", "distinct_tick_strings"]
 
 #: Most points handed to a curve per redraw (after min/max decimation).
 MAX_POINTS = 20_000
@@ -49,8 +51,20 @@ SPEED_COLOR = TAB10[2]
 RUN_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
               Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine)
 
-#: ``ask_path(title, suggested_name, file_filter) -> str | None`` — returns the chosen path or None.
+_VIRIDIS = pg.colormap.get("viridis")
+
+#: Colours of runs, in the order runs get them (the first drawn run takes the first free one).
+RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+              "#bcbd22", "#7f7f7f")
+
+#: ``ask_path(title, suggested_path, file_filter) -> str | None`` — returns the chosen path or None.
+#: ``suggested_path`` is a file name inside the folder the dialog should start in.
 AskPath = Callable[[str, str, str], "str | None"]
+
+#: PNG exports are at least this many times the on-screen size …
+EXPORT_SCALE = 2.0
+#: … and are laid out at least this large (logical pixels) before scaling, so axis labels fit whole.
+EXPORT_MIN_LOGICAL = (640, 400)
 
 _FG = "#202020"
 _BG = "w"
@@ -101,9 +115,42 @@ def _color_axes(axes: Iterable[pg.AxisItem], fg: QColor) -> None:
         axis._updateLabel()
 
 
-def layer_color(index: int) -> str:
-    """The colour of the layer at ``index`` in the model (same in every plot)."""
-    return TAB10[index % len(TAB10)]
+def layer_color(index: int, count: int | None = None) -> str:
+    """The colour of the layer at ``index`` of ``count`` layers: viridis from dark purple (first layer)
+    to yellow-green (last), like the heatmap's rows — a sequence, so it never looks like the
+    qualitative colours of runs. Without ``count`` the layer is placed on a 10-step scale."""
+    n = max(int(count or 10), 1)
+    t = 0.0 if n == 1 else min(max(index, 0), n - 1) / (n - 1)
+    color = _VIRIDIS.map(0.05 + 0.8 * t, mode="qcolor")
+    return color.name()
+
+
+def run_color(index: int) -> str:
+    """The colour of the run that got colour slot ``index``."""
+    return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+def distinct_tick_strings(values: Sequence[float], spacing: float) -> list[str]:
+    """Tick labels for a linear axis: as short as possible, never two the same (pyqtgraph's own
+    ``%g`` printed "2.53827e+17" three times for a loss that exploded), no "-0"."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return []
+    big = max(abs(v) for v in vals)
+    for unit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):   # 250k, 1.5M: shorter than 2.5e+05
+        if 1e4 <= big < 1e12 and big >= unit * 10 and spacing >= unit / 100:
+            inner = distinct_tick_strings([v / unit for v in vals], spacing / unit)
+            return [t if t == "0" else t + suffix for t in inner]
+    places = max(0, int(math.ceil(-math.log10(spacing)))) if spacing > 0 and math.isfinite(spacing) else 0
+    if big < 1e5 and places <= 5:
+        out = [f"{v:.{places}f}" for v in vals]
+    else:
+        out = []
+        for digits in range(3, 17):
+            out = [f"{v:.{digits}g}" for v in vals]
+            if len(set(out)) == len(out):
+                break
+    return ["0" if s.lstrip("-") in ("0", "0.0", "0.00", "0.000", "0.0000", "0.00000") else s for s in out]
 
 
 def run_style(rank: int) -> Qt.PenStyle:
@@ -127,6 +174,7 @@ class Curve:
     symbol: str | None = None
     symbol_size: float = 7.0
     step: bool = False
+    csv_name: str | None = None   #: the curve's name in a CSV export (default: ``name``, else ``key``)
 
 
 def _pen(curve: Curve, bg: QColor | None = None) -> QColor:
@@ -160,14 +208,19 @@ def _style_axes(item: pg.PlotItem) -> None:
 
 
 class LogAxis(pg.AxisItem):
-    """A log-scale axis that labels decades, plus 2× and 5× only when fewer than three decades
-    are in view (pyqtgraph's own labels every minor tick and they overlap in a short plot)."""
+    """The value axis of every plot. On a log scale it labels decades, plus 2× and 5× only when
+    fewer than three decades are in view (pyqtgraph's own labels every minor tick and they
+    overlap in a short plot); on a linear scale its labels are always distinct
+    (:func:`distinct_tick_strings`)."""
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802,N803 - pyqtgraph API
         if not self.logMode:
             return super().tickValues(minVal, maxVal, size)
         lo, hi = math.floor(minVal), math.ceil(maxVal)
         decades = [float(d) for d in range(lo, hi + 1) if minVal <= d <= maxVal]
+        if len(decades) > 7:   # many decades (an exploding gradient): every k-th, at most 7 labels
+            k = math.ceil(len(decades) / 7)
+            decades = [d for d in decades if int(d) % k == 0]
         minor: list[float] = []
         if len(decades) < 3:
             for d in range(lo - 1, hi + 1):
@@ -179,7 +232,7 @@ class LogAxis(pg.AxisItem):
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
         if not self.logMode:
-            return super().tickStrings(values, scale, spacing)
+            return distinct_tick_strings([v * scale for v in values], spacing * scale)
         return [f"{10.0 ** v:.3g}" for v in values]
 
 
@@ -188,6 +241,19 @@ class _Exportable:
 
     ask_path: AskPath | None = None
     export_name: str = "plot"
+    #: ``() -> folder`` where export dialogs start (the dashboard gives the current run's folder).
+    export_dir: Callable[[], "str | Path | None"] | None = None
+
+    def _start_folder(self) -> Path:
+        """The run's folder when there is one, else the user's documents folder (never the working
+        directory, which is the source tree when the app runs from a checkout)."""
+        folder = self.export_dir() if self.export_dir is not None else None
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+        from PySide6.QtCore import QStandardPaths
+
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        return Path(docs) if docs and Path(docs).is_dir() else Path.home()
 
     def _ask(self, title: str, suffix: str, file_filter: str) -> str | None:
         ask = self.ask_path
@@ -195,9 +261,9 @@ class _Exportable:
             from PySide6.QtWidgets import QFileDialog
 
             def ask(t: str, name: str, flt: str) -> str | None:
-                path, _ = QFileDialog.getSaveFileName(None, t, name, flt)
+                path, _ = QFileDialog.getSaveFileName(self, t, name, flt)  # type: ignore[arg-type]
                 return path or None
-        return ask(title, f"{self.export_name}{suffix}", file_filter)
+        return ask(title, str(self._start_folder() / f"{self.export_name}{suffix}"), file_filter)
 
     def export_png_dialog(self) -> str | None:
         path = self._ask("Export plot as PNG", ".png", "PNG image (*.png)")
@@ -212,12 +278,25 @@ class _Exportable:
         return path
 
     def export_png(self, path: str | Path, width: int | None = None) -> Path:
-        """Write the plot (axes, curves, legend) as a PNG image, ``width`` pixels wide if given."""
+        """Write the plot (axes, curves, legend) as a PNG image: at least :data:`EXPORT_SCALE` × the
+        on-screen size (``width`` pixels wide if given), laid out at no less than
+        :data:`EXPORT_MIN_LOGICAL` first so axis labels are never clipped in a small plot."""
         path = Path(path)
-        exporter = exporters.ImageExporter(self.scene())  # type: ignore[attr-defined]
-        if width:
-            exporter.parameters()["width"] = int(width)
-        exporter.export(str(path))
+        layout = self.ci  # type: ignore[attr-defined]
+        shown = layout.geometry()
+        w = max(shown.width(), EXPORT_MIN_LOGICAL[0])
+        h = max(shown.height(), EXPORT_MIN_LOGICAL[1])
+        try:
+            if (w, h) != (shown.width(), shown.height()):
+                layout.setGeometry(QRectF(0, 0, w, h))   # lay out at the export size (off screen only)
+                layout.layout.activate()
+            exporter = exporters.ImageExporter(layout)
+            exporter.parameters()["width"] = int(width) if width else int(round(w * EXPORT_SCALE))
+            exporter.export(str(path))
+        finally:
+            if (w, h) != (shown.width(), shown.height()):
+                layout.setGeometry(shown)
+                layout.layout.activate()
         return path
 
     def export_csv(self, path: str | Path) -> Path:  # pragma: no cover - overridden
@@ -274,21 +353,47 @@ class _ThemedPlot(_FollowsTheme, pg.GraphicsLayoutWidget, _Exportable):
     def _restyle_items(self, bg: QColor, fg: QColor) -> None:
         """Colour what this plot adds beyond background, axes and title."""
 
+    def _adopt_popups(self, *items: pg.PlotItem) -> None:
+        """Make this widget the parent of pyqtgraph's pop-ups: each item's context menus (ViewBox
+        menu, "Plot Options") and the scene's "Export..." dialog. pyqtgraph creates them without a
+        parent, so they would be destroyed whenever Python frees their owner (on whatever thread)
+        instead of with this widget, on the GUI thread."""
+        for item in items:
+            for menu in (item.vb.menu, item.ctrlMenu):
+                if menu is not None and menu.parent() is None:
+                    menu.setParent(self, menu.windowFlags())
+        scene = self.scene()
+        export = scene.contextMenu[0]
+        export.triggered.disconnect(scene.showExportDialog)
+        export.triggered.connect(self._show_export_dialog)
+
+    def _show_export_dialog(self) -> None:
+        """pyqtgraph's "Export..." dialog (``GraphicsScene.showExportDialog``) as a window owned by
+        this widget."""
+        from pyqtgraph.GraphicsScene.exportDialog import ExportDialog
+
+        scene = self.scene()
+        if scene.exportDialog is None:
+            scene.exportDialog = ExportDialog(scene)
+            scene.exportDialog.setParent(self, Qt.WindowType.Window)
+        scene.exportDialog.show(scene.contextMenuItem)
+
 
 class PlotPanel(_ThemedPlot):
-    """One plot: labelled axes, a legend below the data, hover read-out, PNG/CSV export."""
+    """One plot: labelled axes, a legend outside the data (``legend_position`` "bottom" or "right";
+    :meth:`set_legend_visible`), linear/log y (:meth:`set_log_y`), reference lines, hover read-out,
+    PNG/CSV export."""
 
     def __init__(self, object_name: str, title: str, x_label: str, y_label: str, *, log_y: bool = False,
-                 legend_columns: int = 3, parent: QWidget | None = None) -> None:
+                 legend_columns: int = 3, legend_position: str = "bottom", parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
         self.setObjectName(object_name)
         self.export_name = object_name
         self._bg, self._fg, _ = theme_colors()
         self.setBackground(self._bg)
-        self.ci.setContentsMargins(4, 4, 4, 4)
+        self.ci.setContentsMargins(4, 4, 14, 4)   # room on the right for the last x tick's label
         self.ci.setSpacing(2)
-        axes = {"left": LogAxis("left")} if log_y else None
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0, axisItems=axes)
+        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0, axisItems={"left": LogAxis("left")})
         item = self.plot_item
         self.set_title(title)
         item.setLabel("bottom", x_label, color=self._fg.name())
@@ -300,10 +405,19 @@ class PlotPanel(_ThemedPlot):
         item.setClipToView(True)
         item.setMenuEnabled(True)
         self.log_y = log_y
-        # The legend sits in its own layout row under the plot, so it never covers data.
-        self.legend = pg.LegendItem(colCount=legend_columns, labelTextColor=self._fg, labelTextSize="8pt",
-                                    horSpacing=10, verSpacing=-8, frame=False)
-        self.addItem(self.legend, row=1, col=0)
+        self.x_name = x_label
+        # The legend sits in its own layout cell under (or beside) the plot, so it never covers data.
+        self.legend_position = legend_position
+        self.legend = pg.LegendItem(colCount=1 if legend_position == "right" else legend_columns,
+                                    labelTextColor=self._fg, labelTextSize="8pt", horSpacing=10, verSpacing=-8,
+                                    frame=False)
+        self._legend_cell = (0, 1) if legend_position == "right" else (1, 0)
+        if legend_position == "right":   # its natural height, at the top: rows never spread over the plot's height
+            self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.addItem(self.legend, *self._legend_cell)
+        self._align_legend()
+        self._legend_shown = True
+        self._references: dict[str, tuple[pg.InfiniteLine, str, str]] = {}
         self._legend_sig: tuple = ()
         self._items: dict[str, pg.PlotDataItem] = {}
         self._data: dict[str, Curve] = {}
@@ -321,6 +435,7 @@ class PlotPanel(_ThemedPlot):
         self._x_extent: float | None = None
         item.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._add_export_actions(item.vb.menu)
+        self._adopt_popups(item)
         self.setMinimumSize(220, 170)
         self._styled = True
         self.restyle()
@@ -330,6 +445,8 @@ class PlotPanel(_ThemedPlot):
         """Legend text, hover read-out, curves and legend samples; near-black ones are lightened
         on a dark background."""
         self.legend.setLabelTextColor(fg)
+        for _sample, label in self.legend.items:   # setLabelTextColor only affects labels added later
+            label.setText(label.text, color=fg.name())
         self.readout.setColor(fg)
         fill = QColor(bg)
         fill.setAlpha(220)
@@ -348,12 +465,79 @@ class PlotPanel(_ThemedPlot):
                 data_item.setSymbolPen(pg.mkPen(color))
         for sample in self._samples:
             sample.setPen(pg.mkPen(_legible(QColor("#555555"), bg), width=1.5, style=sample.opts["pen"].style()))
+        for key, (line, label, color) in self._references.items():
+            self._style_reference(line, label, color)
         self.legend.update()
 
     # ---------------------------------------------------------------- drawing
     def set_axis_label(self, y_label: str) -> None:
         if self.y_label() != y_label:   # setting it re-lays the plot out: only on change
             self.plot_item.setLabel("left", y_label, color=self._fg.name())
+
+    def set_x_label(self, x_label: str) -> None:
+        """Name the x axis (step, epoch or training time); the hover read-out uses it too."""
+        self.x_name = x_label
+        if self.plot_item.getAxis("bottom").labelText != x_label:
+            self.plot_item.setLabel("bottom", x_label, color=self._fg.name())
+
+    def set_log_y(self, on: bool) -> None:
+        """Linear or logarithmic y axis (values ≤ 0 leave a gap on a log axis); the next
+        :meth:`set_curves` draws the data on it."""
+        on = bool(on)
+        if on == self.log_y:
+            return
+        self.log_y = on
+        self.plot_item.setLogMode(x=False, y=on)
+        self._legend_sig = ()
+        self.plot_item.vb.enableAutoRange(y=True)
+
+    def set_legend_visible(self, visible: bool) -> None:
+        """Show or hide the legend; hidden, it gives its room back to the data."""
+        visible = bool(visible)
+        if visible == self._legend_shown:
+            return
+        self._legend_shown = visible
+        if visible:
+            self.addItem(self.legend, *self._legend_cell)
+            self._align_legend()
+        else:
+            self.ci.removeItem(self.legend)
+
+    def legend_visible(self) -> bool:
+        return self._legend_shown
+
+    def _align_legend(self) -> None:
+        if self.legend_position == "right":
+            self.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+
+    # ---------------------------------------------------------------- reference lines
+    def set_reference_line(self, key: str, y: float, label: str, color: str = "#6b6b6b") -> None:
+        """Draw (or move) a dashed horizontal line at ``y`` named ``label`` — e.g. a figure a paper
+        published — that stays in view with the data. ``key`` identifies it for later changes."""
+        if key in self._references:
+            line = self._references[key][0]
+            line.setPos(float(y))
+        else:
+            line = pg.InfiniteLine(pos=float(y), angle=0, movable=False)
+            line.label = pg.InfLineLabel(line, text=label, position=0.02, anchors=[(0, 1), (0, 1)])
+            self.plot_item.addItem(line)
+        self._references[key] = (line, label, color)
+        self._style_reference(line, label, color)
+
+    def remove_reference_line(self, key: str) -> None:
+        entry = self._references.pop(key, None)
+        if entry is not None:
+            self.plot_item.removeItem(entry[0])
+
+    def reference_lines(self) -> dict[str, tuple[float, str]]:
+        """``{key: (y, label)}`` of the reference lines drawn."""
+        return {k: (float(line.value()), label) for k, (line, label, _c) in self._references.items()}
+
+    def _style_reference(self, line: pg.InfiniteLine, label: str, color: str) -> None:
+        c = _legible(QColor(color), self._bg)
+        line.setPen(pg.mkPen(c, width=1.5, style=Qt.PenStyle.DashLine, cosmetic=True))
+        line.label.setText(label)
+        line.label.setColor(c)
 
     def set_title(self, title: str) -> None:
         if self._title != title:
@@ -419,7 +603,7 @@ class PlotPanel(_ThemedPlot):
             item.setData(x, y, **kw)
             item.opts["name"] = curve.name
             self._data[curve.key] = Curve(curve.key, x, y, curve.color, curve.name, curve.width, curve.style,
-                                          curve.alpha, curve.symbol, curve.symbol_size, curve.step)
+                                          curve.alpha, curve.symbol, curve.symbol_size, curve.step, curve.csv_name)
         for key in list(self._items):
             if key not in seen:
                 self.plot_item.removeItem(self._items.pop(key))
@@ -487,7 +671,8 @@ class PlotPanel(_ThemedPlot):
             self.crosshair.setVisible(False)
             self.readout.setVisible(False)
             return ""
-        text = f"step {step_shown:.0f}\n" + "\n".join(lines[:8])
+        x_text = f"{step_shown:.0f}" if self.x_name == "step" else f"{step_shown:.4g}"
+        text = f"{self.x_name} {x_text}\n" + "\n".join(lines[:8])
         self.crosshair.setPos(x)
         self.crosshair.setVisible(True)
         (x0, x1), (y0, y1) = self.plot_item.vb.viewRange()
@@ -503,13 +688,13 @@ class PlotPanel(_ThemedPlot):
 
     # ---------------------------------------------------------------- export
     def export_csv(self, path: str | Path) -> Path:
-        """Write every drawn curve as rows ``curve,step,value`` (what is on screen, decimated)."""
+        """Write every drawn curve as rows ``curve,<x axis>,value`` (what is on screen, decimated)."""
         path = Path(path)
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["curve", "step", "value"])
+            writer.writerow(["curve", self.x_name, "value"])
             for key, curve in self._data.items():
-                label = curve.name or key
+                label = curve.csv_name or curve.name or key
                 for x, y in zip(curve.x, curve.y):
                     if curve.step or not np.isfinite(y):
                         if not np.isfinite(y):
@@ -541,14 +726,16 @@ class HeatmapPanel(_ThemedPlot):
         item.addItem(self.image)
         self.colormap = pg.colormap.get("viridis")
         self.image.setColorMap(self.colormap)
+        # colorMapMenu=False: the bar's right-click colour-map menu would be a parentless QMenu.
         self.colorbar = pg.ColorBarItem(values=(-6, 0), colorMap=self.colormap,
-                                        interactive=False, width=14)
+                                        interactive=False, width=14, colorMapMenu=False)
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.colorbar.getAxis("right").setLabel("log10 ‖∇‖₂")
         self.matrix = np.zeros((0, 0))
         self.steps = np.zeros(0)
         self.layers: list[str] = []
         self._add_export_actions(item.vb.menu)
+        self._adopt_popups(item, self.colorbar)
         self.setMinimumSize(220, 170)
         self._styled = True
         self.restyle()
@@ -576,7 +763,8 @@ class HeatmapPanel(_ThemedPlot):
         self.matrix = logn
         self.steps = steps
         if logn.size == 0 or not np.isfinite(logn).any():
-            self.image.clear()
+            self.image.clear()   # nothing to show: no stale rows or layer names from another run
+            self.plot_item.getAxis("left").setTicks([[]])
             return
         lo, hi = float(np.nanmin(logn)), float(np.nanmax(logn))
         if hi - lo < 1e-6:
@@ -589,6 +777,9 @@ class HeatmapPanel(_ThemedPlot):
         width = (x1 - x0) * (1 + 1 / max(len(steps) - 1, 1))
         self.image.setRect(QRectF(x0, 0.0, max(width, 1.0), float(len(self.layers))))
         self.plot_item.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(self.layers)]])
+        # exactly the data: no padding into negative steps or beyond the last layer
+        self.plot_item.setXRange(x0, x0 + max(width, 1.0), padding=0)
+        self.plot_item.setYRange(0.0, float(len(self.layers)), padding=0)
 
     def export_csv(self, path: str | Path) -> Path:
         """Rows ``layer,step,log10_grad_norm``."""
@@ -625,12 +816,12 @@ class GradNormPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("gradNormPlot")
         self.lines = PlotPanel("gradNormLines", "Gradient norm per layer", "step", "‖∇‖₂ (L2 norm)", log_y=True,
-                               legend_columns=3)
-        self.heatmap = HeatmapPanel()
-        self.stack = QStackedWidget()
+                               legend_position="right", parent=self)
+        self.heatmap = HeatmapPanel(self)
+        self.stack = QStackedWidget(self)
         self.stack.addWidget(self.lines)
         self.stack.addWidget(self.heatmap)
-        self.heatmap_toggle = QCheckBox("Heatmap (layer × step)")
+        self.heatmap_toggle = QCheckBox("Heatmap (layer × step)", self)
         self.heatmap_toggle.setObjectName("gradHeatmapToggle")
         self.heatmap_toggle.setToolTip("Show log10 of each layer's gradient norm as an image: a dark first "
                                        "row means the gradient does not reach the first layers.")
@@ -664,19 +855,21 @@ class GradNormPanel(QWidget):
 
 
 class DepthPanel(_FollowsTheme, QWidget):
-    """``depthPlot``: raw w and ⌈w⌉ of every InfiniteDepth layer, or a note when there is none."""
+    """``depthPlot``: raw w and ⌈w⌉ of every InfiniteDepth layer, or a note (:meth:`set_note`) saying
+    why there is nothing to plot — about the model on screen, not only the last run."""
 
     NOTE = "This model has no InfiniteDepth layer"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("depthPlot")
-        self.plot = PlotPanel("depthLines", "Learned depth", "step", "depth (layers)", legend_columns=2)
-        self.note = QLabel(self.NOTE)
+        self.plot = PlotPanel("depthLines", "Learned depth", "step", "depth (layers)", legend_columns=2, parent=self)
+        self.note = QLabel(self.NOTE, self)
         self.note.setObjectName("depthNote")
         self.note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
-        self.stack = QStackedWidget()
+        self.note.setMargin(16)
+        self.stack = QStackedWidget(self)
         self.stack.addWidget(self.plot)
         self.stack.addWidget(self.note)
         layout = QVBoxLayout(self)
@@ -696,6 +889,11 @@ class DepthPanel(_FollowsTheme, QWidget):
 
     def set_has_depth(self, has: bool) -> None:
         self.stack.setCurrentWidget(self.plot if has else self.note)
+
+    def set_note(self, text: str) -> None:
+        """What the panel says when there is no learned depth to plot."""
+        if self.note.text() != text:
+            self.note.setText(text)
 
     def has_depth(self) -> bool:
         return self.stack.currentWidget() is self.plot

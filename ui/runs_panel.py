@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QMessageBox, QPushButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QPixmap
+from PySide6.QtWidgets import (QApplication, QGridLayout, QHeaderView, QInputDialog, QLineEdit, QMessageBox,
+                               QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from workbench.events import RunSummary
 from ui.status_widgets import format_eta
@@ -119,9 +119,14 @@ class RunsPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # The name keeps a readable width in a narrow dock (the figures scroll instead).
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(0, 150)
         for c in range(1, len(COLUMNS)):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(36)
+        self.tree.setIconSize(QSize(10, 10))   # the run's colour swatch
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
         self.tree.itemDoubleClicked.connect(lambda *_: self.open_selected())
@@ -139,10 +144,9 @@ class RunsPanel(QWidget):
         self.delete_button.clicked.connect(self.delete_selected)
         self.open_button.clicked.connect(self.open_selected)
         self.reveal_button.clicked.connect(self.reveal_selected)
-        buttons = QHBoxLayout()
-        for b in (self.rename_button, self.delete_button, self.open_button, self.reveal_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
+        buttons = QGridLayout()   # two rows: the list stays usable in a narrow dock
+        for i, b in enumerate((self.rename_button, self.delete_button, self.open_button, self.reveal_button)):
+            buttons.addWidget(b, i // 2, i % 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.tree, 1)
@@ -322,10 +326,16 @@ class RunsPanel(QWidget):
         return True
 
     def reveal_selected(self) -> bool:
+        """Open the run's folder in the file manager; without one, say so and show (and copy) the path."""
         entry = self.selected()
         if entry is None or entry.path is None:
             return False
-        self.open_url(QUrl.fromLocalFile(str(entry.path)))
+        if self.open_url(QUrl.fromLocalFile(str(entry.path))) is False:
+            QApplication.clipboard().setText(str(entry.path))
+            if self.ask is not None:
+                self.ask("Show folder", f"No file manager could open the run's folder.\n\n{entry.path}\n\n"
+                                        "The path is on the clipboard.", ("OK",))
+            return False
         return True
 
     def _tell(self, title: str, text: str) -> None:
@@ -336,6 +346,29 @@ class RunsPanel(QWidget):
         else:
             QMessageBox.warning(self, title, text)
 
+    def set_run_colors(self, colors: dict) -> None:
+        """A swatch in each drawn run's row in the colour its curves have (none for the others)."""
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            color = colors.get(item.data(0, Qt.ItemDataRole.UserRole))
+            if color is None:
+                item.setIcon(0, QIcon())
+            else:
+                pixmap = QPixmap(12, 12)
+                pixmap.fill(QColor(color))
+                item.setIcon(0, QIcon(pixmap))
+
     def _dialog_text(self, title: str, label: str, default: str) -> str | None:
-        text, ok = QInputDialog.getText(self, title, label, text=default)
-        return text if ok else None
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(label)
+        dialog.setTextValue(default)
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+        edit = dialog.findChild(QLineEdit)
+        if edit is not None:   # the whole name in view, and room to type a longer one
+            edit.setMinimumWidth(max(380, edit.fontMetrics().horizontalAdvance(default) + 40))
+        try:
+            ok = dialog.exec()
+            return dialog.textValue() if ok else None
+        finally:
+            dialog.deleteLater()

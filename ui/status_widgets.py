@@ -11,8 +11,9 @@ import math
 import time
 from typing import Any, Iterable
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QStatusBar, QWidget
 
+from ui.statusbar import ElidedLabel
 from workbench.events import EpochEnd, Failed, Finished, Metrics, RunStarted, Stopped
 
 __all__ = ["TrainingStatus", "format_eta"]
@@ -37,26 +38,28 @@ class TrainingStatus(QWidget):
         super().__init__(parent)
         self.setObjectName("trainingStatus")
         self.status_bar = status_bar
-        self.progress = QProgressBar()
+        self.progress = QProgressBar(self)
         self.progress.setObjectName("trainingProgress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFixedWidth(230)
+        self.progress.setFixedWidth(200)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
-        self.eta = QLabel("")
+        self.eta = QLabel("", self)
         self.eta.setObjectName("trainingEta")
-        self.speed = QLabel("")
+        self.speed = QLabel("", self)
         self.speed.setObjectName("trainingSpeed")
-        self.device = QLabel("")
+        self.device = ElidedLabel("", self, min_chars=8)
         self.device.setObjectName("trainingDevice")
-        self.message = QLabel("")
+        self.message = ElidedLabel("", self, min_chars=14)   # elided, never cut mid-word
         self.message.setObjectName("trainingMessage")
-        self.message.setWordWrap(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(10)
-        for w in (self.message, self.progress, self.eta, self.speed, self.device):
+        # The message takes what is left and is elided first; the figures keep their width.
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.message, 1)
+        for w in (self.progress, self.eta, self.speed, self.device):
             layout.addWidget(w)
         self._started: RunStarted | None = None
         self._t0 = 0.0
@@ -118,22 +121,33 @@ class TrainingStatus(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("failed")
             where = f" at step {final.step}" if final.step is not None else ""
+            if summary.seconds:
+                where += f" after {format_eta(summary.seconds)}"
             text = f"Run failed{where}: {final.message}"
             self.message.setStyleSheet("color: #d8383a; font-weight: 600;")
-            self.message.setText(text if len(text) < 90 else text[:87] + "…")
+            self.message.setText(text)
             self.message.setToolTip(f"{text}\n{final.hint}" if final.hint else text)
             self.eta.setText("")
-            self._show(f"{text} — {final.hint}" if final.hint else text)
+            if self.status_bar is not None:
+                self.status_bar.clearMessage()   # the whole message and hint are in the Train workspace's banner
             return
-        self.progress.setValue(1)
         done = isinstance(final, Finished)
-        self.progress.setFormat("finished" if done else "stopped")
+        start = self._started
+        if done or start is None:
+            self.progress.setValue(1)
+            self.progress.setFormat("finished" if done else "stopped")
+        else:   # a stopped run: the bar shows how far it got, not a full bar
+            self.progress.setRange(0, max(start.total_steps, 1))
+            self.progress.setValue(min(summary.steps, start.total_steps))
+            self.progress.setFormat(f"stopped at step {summary.steps}/{start.total_steps}")
         self.eta.setText("")
         figure = ""
         if summary.best_val_accuracy is not None:
             figure = f", best val accuracy {100 * summary.best_val_accuracy:.2f}%"
         elif summary.best_val_rmse is not None:
             figure = f", best val RMSE {summary.best_val_rmse:.4g}"
+        elif summary.final_train_loss is not None:
+            figure = f", train loss {summary.final_train_loss:.4g} (no validation yet)"
         text = (f"Run {'finished' if done else 'stopped'} after {summary.steps} steps "
                 f"({format_eta(summary.seconds)}){figure}")
         self.message.setStyleSheet("")

@@ -12,12 +12,12 @@ INVALID_COLOR = "#d64545"
 _LIGHT = {
     "window": "#eef0f3", "base": "#ffffff", "alt": "#f5f6f8", "text": "#1d2330", "button": "#f4f5f7",
     "highlight": "#2f6fde", "hl_text": "#ffffff", "mid": "#c4c9d2", "dim": "#5d6675", "link": "#2f6fde",
-    "tooltip": "#fffbe6", "card_alt": "#f0f4fb",
+    "tooltip": "#fffbe6", "card_alt": "#f0f4fb", "card_sel": "#e8f0fd", "fail_bg": "#fdecec", "warn": "#9a5b00",
 }
 _DARK = {
     "window": "#23262c", "base": "#2b2f36", "alt": "#30353d", "text": "#e3e6eb", "button": "#343941",
     "highlight": "#4c8dff", "hl_text": "#ffffff", "mid": "#4a515c", "dim": "#a2abb8", "link": "#7fb0ff",
-    "tooltip": "#3a3f47", "card_alt": "#262f3d",
+    "tooltip": "#3a3f47", "card_alt": "#262f3d", "card_sel": "#2c3a52", "fail_bg": "#3d2628", "warn": "#f0b45a",
 }
 
 
@@ -65,9 +65,12 @@ QFrame#layerCard, QFrame#inputCard, QFrame#outputCard {{
 }}
 QFrame#inputCard, QFrame#outputCard {{ background: {c['card_alt']}; }}
 QFrame#layerCard[selected="true"], QFrame#inputCard[selected="true"], QFrame#outputCard[selected="true"] {{
-    border: 2px solid {c['highlight']};
+    border: 2px solid {c['highlight']}; background: {c['card_sel']};
 }}
 QFrame#layerCard[invalid="true"] {{ border: 2px solid {INVALID_COLOR}; }}
+QFrame#layerCard[invalid="true"][selected="true"], QFrame#outputCard[invalid="true"][selected="true"] {{
+    border: 3px solid {INVALID_COLOR}; background: {c['card_sel']};
+}}
 QFrame#layerCard[frozen="true"] {{ background: {c['alt']}; }}
 QFrame#cardBody {{ background: {c['alt']}; border: 1px dashed {c['mid']}; border-radius: 4px; }}
 QLabel#cardTitle {{ font-weight: bold; }}
@@ -80,6 +83,20 @@ QLabel#footerParams {{ color: {c['dim']}; }}
 QLabel#sectionTitle {{ font-weight: bold; color: {c['dim']}; }}
 QWidget#editorCanvas {{ background: {c['window']}; }}
 QToolTip {{ color: {c['text']}; background: {c['tooltip']}; border: 1px solid {c['mid']}; }}
+QFrame#presetHeader {{ background: {c['window']}; border-bottom: 1px solid {c['mid']}; }}
+QLineEdit#presetName, QLineEdit#presetReference, QPlainTextEdit#presetDescription {{
+    background: transparent; border: 1px solid transparent; border-radius: 3px;
+}}
+QLineEdit#presetName:hover, QLineEdit#presetReference:hover, QPlainTextEdit#presetDescription:hover {{
+    border: 1px solid {c['mid']};
+}}
+QLineEdit#presetName:focus, QLineEdit#presetReference:focus, QPlainTextEdit#presetDescription:focus {{
+    background: {c['base']}; border: 1px solid {c['highlight']};
+}}
+QPlainTextEdit#presetDescription, QLineEdit#presetReference {{ color: {c['dim']}; }}
+QFrame#failureBanner {{ background: {c['fail_bg']}; border: 1px solid {INVALID_COLOR}; border-radius: 4px; }}
+QLabel#failureTitle {{ color: {INVALID_COLOR}; font-weight: bold; }}
+QLabel#overlayWarning {{ color: {c['warn']}; padding: 0 8px; }}
 """
 
 

@@ -31,7 +31,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.events import EpochEnd, Failed, Finished, RunStarted, RunSummary, Stopped
 
-__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory",
+__all__ = ["TrainingWorker", "TrainerLike", "TrainerFactory", "FLUSH_MS", "default_trainer_factory", "ddp_trainer_factory",
            "training_threads"]
 
 
@@ -68,6 +68,22 @@ def default_trainer_factory(preset: Any, run_dir: Path | None, data_root: Path |
 
     torch.set_num_threads(training_threads())
     return Trainer(preset, run_dir, data_root)
+
+
+def ddp_trainer_factory(nproc: int, device: str = "cuda") -> TrainerFactory:
+    """A factory whose "trainer" is a run on ``nproc`` torchrun processes (one per GPU with
+    ``device`` "cuda"; "cpu": gloo CPU processes, what the tests use). Rank 0 streams the run's
+    events back (:mod:`workbench.eventlink`), so the worker, the dashboard and Stop treat it exactly
+    like a local run; Stop stops every process (a second Stop sends torchrun SIGTERM)."""
+
+    def factory(preset: Any, run_dir: Path | None, data_root: Path | None) -> TrainerLike:
+        from workbench.launch import launch_preset
+
+        if run_dir is None:
+            raise ValueError("a DDP run needs a run folder")
+        return launch_preset(preset, run_dir, nproc, data_root=data_root, device=device)
+
+    return factory
 
 
 def training_nice() -> int:
@@ -112,6 +128,7 @@ class _TrainerAdapter(QObject):
         self.stop_requested = False
         self.pause_requested = False
         self.last_started: RunStarted | None = None
+        self.last_final: Any = None   # the trainer's own final event (it carries the failing step)
 
     # ---- control, called from the GUI thread
     def request_stop(self) -> None:
@@ -133,6 +150,8 @@ class _TrainerAdapter(QObject):
         self._queue.append(event)
         if isinstance(event, RunStarted):
             self.last_started = event
+        elif isinstance(event, (Finished, Stopped, Failed)):
+            self.last_final = event
         now = time.monotonic()
         urgent = isinstance(event, (RunStarted, EpochEnd, Finished, Stopped, Failed))
         if urgent or (now - self._last_flush) * 1000.0 >= FLUSH_MS:
@@ -163,7 +182,9 @@ class _TrainerAdapter(QObject):
             elif pause:
                 trainer.pause()
             summary = trainer.run(self._on_event)
-            final = next((e for e in reversed(self._queue) if isinstance(e, (Finished, Stopped, Failed))), None)
+            # The trainer's final event was usually flushed already (final events are urgent): use
+            # it, not a copy rebuilt from the summary (which lost Failed.step) and sent twice.
+            final = self.last_final
             if final is None:
                 final = self._final_from_summary(summary)
                 self._queue.append(final)

@@ -1,4 +1,4 @@
-"""Headless command line: ``python main.py train|eval|export|presets|runs ...``.
+"""Headless command line: ``python main.py train|eval|export|presets|runs|reproduce ...``.
 
 Exit codes: 0 success; 1 the run failed (or was interrupted); 2 bad input — an unknown preset or
 path, an invalid preset (every problem is printed), missing data set files (the folders searched
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="runs folder to create the run in (default: env AFWB_RUNS or the user data dir)")
     t.add_argument("--resume", type=Path, help="run folder to continue from its checkpoints/last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes of this machine with DDP (runs torch.distributed.run for you): one per "
+                        "GPU, or N CPU processes with --device cpu; the preset's batch_size stays the global batch. "
+                        "For several machines use torchrun yourself (docs/distributed.md)")
+    t.add_argument("--run-dir", type=Path, help="train into this new, empty folder instead of a fresh one under --out")
 
     e = sub.add_parser("eval", help="validation figures of a run's best.pt (or last.pt)")
     e.add_argument("run", type=Path)
@@ -58,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("runs", help="list runs")
     r.add_argument("--root", type=Path, help="runs folder (default: env AFWB_RUNS or the user data dir)")
+
+    rp = sub.add_parser("reproduce", help="re-run the published experiments of presets with a reproduction "
+                                          "protocol and write published vs measured (Markdown + figures)")
+    rp.add_argument("keys", nargs="*", metavar="KEY", help="built-in keys or preset .json paths (default: every "
+                                                             "built-in preset with a protocol)")
+    rp.add_argument("--budget", choices=("smoke", "cpu", "full"), default="cpu",
+                    help="smoke: a few steps each (tests); cpu: what fits in about an hour on a 2-core CPU; "
+                         "full: everything as published (GPU)")
+    rp.add_argument("--out", type=Path, help="output folder for results.json and the run folders (default: "
+                                              "<runs folder>/reproduce-<budget>-<time>); an existing one resumes")
+    rp.add_argument("--report", type=Path, help="Markdown report to write (default: <out>/reproduction.md; "
+                                                 "figures go to a folder of the same name beside it)")
+    rp.add_argument("--device", help="override train.device of every run: auto, cpu, cuda, mps")
+    rp.add_argument("--data-root", type=Path, help="data set folder (default: env AFWB_DATA or the user data dir)")
+    rp.add_argument("--download", action="store_true", help="allow downloading MNIST/Fashion/CIFAR into the data root")
+    rp.add_argument("--threads", type=int, help="torch CPU threads with --jobs 1 (default: torch's choice)")
+    rp.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process with one "
+                                                        "torch thread (default 1; 2 uses both cores of a 2-core CPU)")
+    rp.add_argument("--list", action="store_true", help="list the protocols and their budgets, run nothing")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars, one line per run")
     return parser
 
 
@@ -68,11 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse prints its own one-line usage error
         return 0 if exc.code in (0, None) else 2
+    args.argv = args_list
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return {"train": _train, "eval": _eval, "export": _export, "presets": _presets, "runs": _runs}[args.command](args)
+        return {"train": _train, "eval": _eval, "export": _export, "presets": _presets, "runs": _runs,
+                "reproduce": _reproduce}[args.command](args)
     except CliError as exc:
         for line in exc.message.splitlines() or [""]:
             print(f"error: {line}", file=sys.stderr)
@@ -190,8 +218,10 @@ def _model_with_checkpoint(run: Path, which: str, device: Any = "cpu") -> tuple[
 class _Progress:
     """tqdm bar on stderr driven by trainer events (steps, loss, accuracy, samples/s)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, position: int = 0, leave: bool = True) -> None:
         self.quiet = quiet
+        self.position = position
+        self.leave = leave
         self.bar = None
         self.pos = 0
         self.last_val: str = ""
@@ -205,7 +235,8 @@ class _Progress:
 
             self.pos = event.start_step
             self.bar = tqdm(total=event.total_steps, initial=event.start_step, file=sys.stderr, unit="step",
-                            dynamic_ncols=True, desc=event.preset_name[:30], leave=True)
+                            dynamic_ncols=True, desc=event.preset_name[:30], leave=self.leave,
+                            position=self.position)
         elif name == "Metrics" and self.bar is not None:
             self.bar.update(event.step - self.pos)
             self.pos = event.step
@@ -250,13 +281,22 @@ def summary_line(summary: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .distributed import context_from_env
     from .runs import checkpoint_path, default_runs_root, new_run_dir, run_is_live
     from .trainer import Trainer
 
+    under_torchrun = all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if args.nproc is not None:
+        if under_torchrun:
+            raise CliError("--nproc starts torchrun itself: under torchrun leave it out (torchrun's "
+                           "--nproc-per-node sets the number of processes)")
+        if args.nproc < 1:
+            raise CliError(f"--nproc must be at least 1, got {args.nproc}")
+    process = context_from_env()
     resume = None
     if args.resume is not None:
         resume = _run_folder(args.resume)
-        if run_is_live(resume):
+        if process.is_main and run_is_live(resume):  # (rank 0 of this run may hold it already)
             raise CliError(f"{resume} is still training in another process; wait for it to end or stop it first")
         if not checkpoint_path(resume, "last").exists():
             raise CliError(f"{resume} has no checkpoints/last.pt to resume from: the run ended (or was interrupted) "
@@ -275,7 +315,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.limit_train is not None:
         preset.task.limit_train = args.limit_train
     _validate(preset)
-    _check_device(preset)
+    if args.nproc is not None and args.nproc > 1:
+        _check_launch_devices(preset, args.nproc)
+    else:
+        _check_device(preset)
     _check_data(preset.task, args.data_root, args.download)
     if resume is not None:
         # the checkpoint must fit the preset's model before anything is written
@@ -291,6 +334,12 @@ def _train(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - unreadable checkpoint
             raise CliError(f"cannot read {path}: {exc}") from None
         run_dir = resume
+    elif args.run_dir is not None:
+        run_dir = args.run_dir
+        if process.is_main and ((run_dir / "summary.json").exists() or (run_dir / "metrics.jsonl").exists()):
+            raise CliError(f"{run_dir} already holds a run: pass a new folder, or --resume that run")
+    elif not process.is_main:
+        run_dir = None  # rank 0 reserves the folder and alone writes it
     else:
         root = args.out if args.out is not None else default_runs_root()
         _writable_root(root)
@@ -299,25 +348,47 @@ def _train(args: argparse.Namespace) -> int:
         except (OSError, RuntimeError) as exc:
             raise CliError(f"cannot create a run folder under {root}: {exc}; pass --out with a writable folder") from None
 
-    print(f"run folder: {run_dir}", flush=True)
-    trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume)
+    # a rank launched by train --nproc (which prints these itself) stays silent; rank 0 otherwise speaks
+    speaks = process.is_main and "AFWB_EVENT_LINK" not in os.environ
+    if speaks:
+        print(f"run folder: {run_dir}", flush=True)
+    if args.nproc is not None:
+        return _launch(args, preset, run_dir)
+    trainer = Trainer(preset, run_dir=run_dir, data_root=args.data_root, download=args.download, resume_from=resume,
+                      process=process)
     interrupted = {"flag": False}
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         interrupted["flag"] = True
         trainer.stop()
 
-    previous = None
+    # under torchrun, its agent passes a Ctrl-C on as SIGINT and a teardown as SIGTERM: stop cleanly
+    signals = (signal.SIGINT, signal.SIGTERM) if under_torchrun else (signal.SIGINT,)
+    previous = {}
+    for sig in signals:
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not in the main thread
+            pass
+    progress = _Progress(args.quiet or not process.is_main)
+    on_event: Any = progress
+    link = None
+    if under_torchrun:
+        from .distributed import watch_parent
+        from .eventlink import connect_rank0
+
+        watch_parent(trainer.stop)
+        if process.is_main:
+            link, on_event = connect_rank0(trainer, progress)
     try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not in the main thread
-        previous = None
-    progress = _Progress(args.quiet)
-    try:
-        summary = trainer.run(progress)
+        summary = trainer.run(on_event)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if link is not None:
+            link.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if under_torchrun:
+        return _rank_exit(summary, process, speaks)
     line = summary_line(summary)
     print(line, flush=True)
     if summary.status == "failed":
@@ -328,6 +399,80 @@ def _train(args: argparse.Namespace) -> int:
     if summary.status == "stopped":
         return 130 if interrupted["flag"] else 1
     return 0
+
+
+def _check_launch_devices(preset: Any, nproc: int) -> None:
+    """Every one of ``nproc`` processes of this machine gets its device (a GPU each, or the CPU)."""
+    from .devices import DeviceUnavailable
+    from .distributed import ddp_device
+
+    try:
+        ddp_device(preset.train.device, nproc - 1)
+    except DeviceUnavailable as exc:
+        raise CliError(f"{exc}; {exc.hint}") from None
+
+
+def _launch(args: argparse.Namespace, preset: Any, run_dir: Path) -> int:
+    """``train --nproc N``: the same arguments on N torchrun processes, followed here like a local run."""
+    from .launch import TorchrunLaunch
+
+    argv = list(args.argv)
+    worker = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            worker.append(arg)
+    if build_parser().parse_args(worker).nproc is not None:
+        raise CliError("write --nproc in full (torchrun's ranks must not see it)")
+    if args.resume is None and args.run_dir is None:
+        worker += ["--run-dir", str(run_dir)]
+    worker.append("--quiet")  # the progress bar is drawn here, from rank 0's events
+    launch = TorchrunLaunch(worker, args.nproc, run_dir, preset_name=preset.name)
+    interrupted = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted["flag"] = True
+        launch.stop()  # the first asks rank 0; a second Ctrl-C sends torchrun SIGTERM
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        summary = launch.run(_Progress(args.quiet))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(summary_line(summary), flush=True)
+    if summary.status == "failed":
+        print(f"error: {summary.message}", file=sys.stderr)
+        if summary.hint:
+            print(f"hint: {summary.hint}", file=sys.stderr)
+        return 1
+    if summary.status == "stopped":
+        return 130 if interrupted["flag"] else 1
+    return 0
+
+
+def _rank_exit(summary: Any, process: Any, speaks: bool) -> int:
+    """A torchrun rank's exit: 0 when the run finished or was stopped as asked (torchrun then reports
+    no failure), 1 when it failed — with the message on stderr, from rank 0 (which speaks for the
+    run) and from any rank whose own failure it was."""
+    if summary.status != "failed":
+        if speaks:
+            print(summary_line(summary), flush=True)
+        return 0
+    if process.is_main or not summary.message.startswith(("another process of this", "process rank ")):
+        prefix = "" if process.is_main else f"[rank {process.rank}] "
+        print(f"{prefix}error: {summary.message}", file=sys.stderr)
+        if summary.hint:
+            print(f"{prefix}hint: {summary.hint}", file=sys.stderr)
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,3 +640,172 @@ def _runs(args: argparse.Namespace) -> int:
         headers, rows = headers[:-1], [row[:-1] for row in rows]
     print(_table(rows, headers))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce
+# ---------------------------------------------------------------------------------------------
+def _protocol_presets(keys: list[str]) -> list[tuple[str, Any]]:
+    """(key, preset) for the given keys/paths, or every built-in preset with a protocol."""
+    from .presets import builtin_keys
+
+    if keys:
+        out = []
+        for key in keys:
+            preset = _load_preset_arg(key)
+            if preset.reproduction is None:
+                with_protocol = [k for k, _ in _protocol_presets([])]
+                raise CliError(f"preset '{key}' has no reproduction protocol; built-in presets with one: "
+                               + (", ".join(with_protocol) or "none"))
+            out.append((Path(key).stem if key.endswith(".json") else key, preset))
+        return out
+    found = []
+    for key in builtin_keys():
+        preset = _load_preset_arg(key)
+        if preset.reproduction is not None:
+            found.append((key, preset))
+    return found
+
+
+class _ReproduceProgress:
+    """An overall bar (runs) and a per-run bar (steps), or one line per run when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.overall = None
+        self.inner: dict[int, _Progress] = {}  # worker slot -> its run's step bar
+
+    def __call__(self, event: Any) -> None:
+        name = type(event).__name__
+        if name == "RunBegins":
+            if not self.quiet and self.overall is None:
+                from tqdm import tqdm
+
+                self.overall = tqdm(total=event.total, file=sys.stderr, unit="run", position=0, leave=True,
+                                    dynamic_ncols=True, desc="reproduce")
+            if self.overall is not None:
+                self.overall.set_postfix_str(f"{event.run.key} {event.run.label}", refresh=True)
+        elif name == "RunEnds":
+            row = event.row
+            figures = [f"best {row['best_accuracy']:.2f}%" if row.get("best_accuracy") is not None else "",
+                       f"final {row['final_accuracy']:.2f}%" if row.get("final_accuracy") is not None else "",
+                       ("w " + ", ".join(f"{w:.2f}" for w in row["w"])) if row.get("w") else "",
+                       f"{row['wall_s']:.0f} s" if row.get("wall_s") is not None else ""]
+            text = f"[{event.index + 1}/{event.total}] {row['key']} {row['label']}: {row['status']}"
+            if any(figures):
+                text += ", " + ", ".join(f for f in figures if f)
+            if row.get("message") and row["status"] != "finished":
+                text += f" ({row['message']})"
+            if self.overall is not None:
+                self.overall.update(1)
+                self.overall.write(text, file=sys.stderr)
+            else:
+                print(text, flush=True)
+            if event.index + 1 == event.total and self.overall is not None:
+                self.overall.close()
+                self.overall = None
+        elif name == "RunProgress":
+            bar = self.inner.setdefault(event.slot, _Progress(self.quiet, position=event.slot + 1, leave=False))
+            bar(event.event)
+
+    def close(self) -> None:
+        for inner in self.inner.values():
+            if inner.bar is not None:
+                inner.bar.close()
+        if self.overall is not None:
+            self.overall.close()
+            self.overall = None
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import Reproducer, load_results, planned_summary, plan_experiment
+    from .reproduce_report import write_report
+    from .runs import default_runs_root
+    from .spec import SpecError
+
+    presets = _protocol_presets(list(args.keys))
+    if not presets:
+        raise CliError("no preset has a reproduction protocol")
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    experiments = []
+    for key, preset in presets:
+        try:
+            experiments.append(plan_experiment(key, preset, args.budget, device=args.device))
+        except SpecError as exc:
+            raise CliError(f"{key}: the {args.budget} protocol is invalid:\n{_spec_error_text(exc)}") from None
+    if args.list:
+        for line in planned_summary(experiments):
+            print(line)
+        return 0
+    for exp in experiments:
+        if exp.runs:
+            _check_device(exp.runs[0].preset)
+    import time as _time
+
+    out = args.out if args.out is not None else default_runs_root() / f"reproduce-{args.budget}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    _writable_root(out)
+    try:
+        previous = load_results(out)
+    except ValueError as exc:
+        raise CliError(f"{exc}; pick another --out folder") from None
+    if previous is not None and previous.get("budget") != args.budget:
+        raise CliError(f"{out} holds a '{previous.get('budget')}' reproduction, not '{args.budget}'; "
+                       f"pick another --out folder (or the same --budget to resume it)")
+    report = args.report if args.report is not None else out / "reproduction.md"
+    _writable_root(report.parent)
+    command = " ".join(["python main.py reproduce", *args.keys, "--budget", args.budget]
+                       + (["--device", args.device] if args.device else [])
+                       + (["--jobs", str(args.jobs)] if args.jobs > 1 else []))
+    print(f"output folder: {out}", flush=True)
+    for line in planned_summary(experiments):
+        print(f"  {line}", flush=True)
+    progress = _ReproduceProgress(args.quiet)
+
+    def rewrite(results: dict[str, Any]) -> None:
+        write_report(results, report, command=command)
+
+    reproducer = Reproducer(experiments, out, data_root=args.data_root, download=args.download, jobs=args.jobs,
+                            on_event=progress, on_results=rewrite)
+    interrupted = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted["flag"] = True
+        reproducer.stop()
+
+    try:
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        previous_handler = None
+    try:
+        results = reproducer.run()
+    finally:
+        progress.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    print(f"report: {report}", flush=True)
+    rows = results.get("rows", [])
+    missing = [r for r in rows if r.get("status") == "data missing"]
+    if missing:
+        print(f"note: {len(missing)} run(s) not made because their data set is missing; pass --download "
+              f"or --data-root", file=sys.stderr)
+    if interrupted["flag"] or reproducer.interrupted:
+        return 130 if interrupted["flag"] else 1
+    return 1 if any(r.get("status") == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":  # torchrun ... -m workbench.cli train PRESET
+    _code = main()
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        # a torchrun rank: end here, before the interpreter's finalisation can destroy a process
+        # group whose threads still run (PyTorch may then abort the process after a clean run)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_code)
+    sys.exit(_code)

@@ -5,7 +5,7 @@ import platform
 
 import torch
 
-__all__ = ["DeviceUnavailable", "resolve_device", "device_name", "available_devices"]
+__all__ = ["DeviceUnavailable", "resolve_device", "device_name", "available_devices", "visible_gpus"]
 
 
 class DeviceUnavailable(RuntimeError):
@@ -31,6 +31,11 @@ def available_devices() -> list[str]:
         out.append("mps")
     out.append("cpu")
     return out
+
+
+def visible_gpus() -> int:
+    """How many CUDA GPUs PyTorch sees (what a DDP run on this machine can use, one per process)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

@@ -27,7 +27,8 @@ class RunSummary:
 
     ``best_val_accuracy`` / ``final_val_accuracy`` are fractions in [0, 1] (classification);
     ``best_val_rmse`` / ``final_val_rmse`` are in target units (regression); ``learned_depth``
-    maps each ``InfiniteDepth`` layer name to its raw ``w`` at the end of the run.
+    maps each ``InfiniteDepth`` layer name to its raw ``w`` at the end of the run. A run trained
+    by several processes (DDP) has ``world_size`` > 1; its figures are those of the global batch.
     """
 
     status: RunStatus
@@ -52,6 +53,8 @@ class RunSummary:
     trainable_params: int = 0
     message: str = ""
     hint: str = ""
+    #: processes that trained the run together (torchrun + DDP); 1 for an ordinary run
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -147,14 +150,17 @@ class RunStarted:
     hardness_layers: tuple[str, ...] = ()
     start_step: int = 0
     start_epoch: int = 0
+    #: processes training the run together (torchrun + DDP; ``device`` is rank 0's); 1 otherwise
+    world_size: int = 1
 
 
 @dataclass(frozen=True)
 class Metrics:
     """Training figures every ``monitor.every_steps`` optimiser steps.
 
-    ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit.
-    Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
+    ``loss`` (and ``accuracy``/``rmse``) are means over the steps since the previous emit;
+    ``seconds`` is the run's training wall-clock time so far (pauses and validation excluded;
+    ``None`` from writers older than this field). Per-layer mappings are keyed by the top-level layer name (``3_ZLinear``); for
     ``InfiniteDepth`` layers nested in a container the key is the dotted module path.
     """
 
@@ -171,6 +177,7 @@ class Metrics:
     depth_w: Mapping[str, float] = field(default_factory=dict)
     depth: Mapping[str, int] = field(default_factory=dict)
     hardness: Mapping[str, float] = field(default_factory=dict)
+    seconds: float | None = None
 
     def flat(self) -> dict[str, float | int | None]:
         """One flat JSON-ready record (the ``metrics.jsonl`` line format)."""
@@ -187,6 +194,8 @@ class Metrics:
             out["accuracy"] = self.accuracy
         if self.rmse is not None:
             out["rmse"] = self.rmse
+        if self.seconds is not None:
+            out["seconds"] = self.seconds
         for prefix, mapping in (
             ("grad_norm", self.grad_norm),
             ("weight_norm", self.weight_norm),

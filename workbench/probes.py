@@ -12,18 +12,21 @@ Figures (all per top-level child of the model, in model order, keyed by its name
                   (capped at the module's ``max_depth`` when it has one).
 * ``hardness``    for every module with a ``hardness`` parameter (Z layers), its mean.
 
-How it stays cheap: :meth:`Probes.capture` runs ONE ``torch._foreach_norm`` over every gradient
-and every parameter and stacks those norms with the depth and hardness values into one device
-vector (two device ops in all). :meth:`Probes.read` copies it (plus any extra device scalars the
-caller wants, e.g. the window's losses) to the host with ONE ``.tolist()`` — the only host sync of
-an emit — and the per-layer combination √Σ‖·‖² over each layer's parameters is done there with
-the precomputed parameter → layer index (a few float additions; no device op per layer).
+How it stays cheap: :meth:`Probes.read` — the one place probes are read, by the trainer at every
+emit and by :meth:`Probes.values` — runs ONE ``torch._foreach_norm`` over every gradient and every
+parameter, stacks those norms with the depth and hardness values and the caller's extra device
+scalars (the trainer's window losses and correct-prediction count) into one device vector, and
+copies it to the host with ONE ``.tolist()`` — the only host sync of an emit. The per-layer
+combination √Σ‖·‖² over each layer's parameters is done on the host with the precomputed
+parameter → layer index (a few float additions; no device op per layer). Under DDP the trainer
+passes a ``reduce`` that all-reduces the extra scalars before that copy; the probe figures
+themselves need no reduction (see :mod:`workbench.distributed`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -113,8 +116,7 @@ class Probes:
     def capture_parts(self) -> list[torch.Tensor]:
         """The probe figures as 0-d device tensors, in :meth:`decode` order: ‖g‖ of each present
         gradient, ‖θ‖ of every parameter (both from ONE ``_foreach_norm``), then w of each depth
-        module and the mean hardness of each Z module. Callers may append their own 0-d tensors
-        and stack everything for one ``.tolist()`` (what the trainer does)."""
+        module and the mean hardness of each Z module. Device work only (no host sync)."""
         params = self.params
         grads = [p.grad for p in params]
         present = [g for g in grads if g is not None]
@@ -127,21 +129,22 @@ class Probes:
             parts.extend(m.hardness.detach().mean() for _, m in self.hardness_modules)
         return parts
 
-    def capture(self) -> torch.Tensor:
-        """:meth:`capture_parts` stacked into one float32 device vector (one more device op)."""
+    def read(self, extra: Sequence[torch.Tensor] = (),
+             reduce: Callable[[list[torch.Tensor]], torch.Tensor] | None = None
+             ) -> tuple[ProbeValues, list[float], bool]:
+        """Capture the probes and copy them, with ``extra`` (0-d device tensors the caller wants on
+        the host too), to the host in ONE ``.tolist()``. ``reduce`` (optional) turns ``extra`` into
+        a 1-D device vector first (the trainer's all-reduce under DDP); its values are returned in
+        place of ``extra``'s. Returns (probe values, the extra values, whether every value is finite)."""
         parts = self.capture_parts()
-        if not parts:
-            return torch.zeros(0, device=self.device)
-        return torch.stack(parts).float()
-
-    def read(self, captured: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[ProbeValues, list[float]]:
-        """Copy ``captured`` (and ``extra``, any 1-D device vector) to the host with ONE ``.tolist()``."""
-        if extra is not None:
-            flat = torch.cat([captured, extra.reshape(-1).to(captured.dtype)]).tolist()
+        n = len(parts)
+        if reduce is None:
+            parts.extend(extra)
+            flat = torch.stack(parts).tolist() if parts else []
         else:
-            flat = captured.tolist()
-        n_probe = captured.numel()
-        return self.decode(flat[:n_probe], self.last_mask), flat[n_probe:]
+            reduced = reduce(list(extra)).float()
+            flat = (torch.cat([torch.stack(parts).float(), reduced]) if parts else reduced).tolist()
+        return self.decode(flat[:n], self.last_mask), flat[n:], math.isfinite(sum(flat))
 
     @property
     def n_values(self) -> int:
@@ -188,7 +191,7 @@ class Probes:
 
     def values(self) -> ProbeValues:
         """Capture and read in one go (one host sync)."""
-        return self.read(self.capture())[0]
+        return self.read()[0]
 
 
 def _has_attr(mod: nn.Module, name: str) -> bool:

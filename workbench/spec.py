@@ -20,9 +20,12 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .fileio import atomic_write_text
+
+if TYPE_CHECKING:  # the reproduction section's dataclasses (workbench.protocol imports this module)
+    from .protocol import Reproduction
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "Problem", "SpecError", "LayerSpec", "ModelSpec", "TaskSpec", "TrainSpec",
@@ -173,7 +176,8 @@ class MonitorSpec:
 
 @dataclass
 class Preset:
-    """A whole preset document."""
+    """A whole preset document; ``reproduction`` is the optional protocol of the published
+    experiment it re-creates (:mod:`workbench.protocol`)."""
 
     name: str = "Untitled"
     description: str = ""
@@ -183,10 +187,11 @@ class Preset:
     train: TrainSpec = field(default_factory=TrainSpec)
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
     format: str = FORMAT
+    reproduction: Reproduction | None = None
 
 
 _SECTIONS: dict[str, type] = {"task": TaskSpec, "train": TrainSpec, "monitor": MonitorSpec}
-_TOP_KEYS = ("format", "name", "description", "reference", "task", "model", "train", "monitor")
+_TOP_KEYS = ("format", "name", "description", "reference", "task", "model", "train", "monitor", "reproduction")
 _LAYER_KEYS = ("type", "params", "body", "trainable")
 
 
@@ -353,11 +358,16 @@ def preset_from_dict(d: Mapping[str, Any]) -> Preset:
                 layer = _layer_from_dict(item, f"model.layers[{i}]", problems)
                 if layer is not None:
                     layers.append(layer)
+    reproduction = None
+    if doc.get("reproduction") is not None:
+        from .protocol import reproduction_from_dict
+
+        reproduction = reproduction_from_dict(doc["reproduction"], problems)
     if problems:
         raise SpecError(problems)
     return Preset(name=strings["name"], description=strings["description"], reference=strings["reference"],
                   task=sections["task"], model=ModelSpec(layers=layers), train=sections["train"],
-                  monitor=sections["monitor"], format=FORMAT)
+                  monitor=sections["monitor"], format=FORMAT, reproduction=reproduction)
 
 
 def _layer_to_dict(layer: LayerSpec) -> dict[str, Any]:
@@ -376,10 +386,11 @@ def _section_to_dict(section: Any) -> dict[str, Any]:
 
 
 def preset_to_dict(p: Preset) -> dict[str, Any]:
-    """The JSON document for ``p``, keys in a stable order (format, name, …, task, model, train, monitor).
+    """The JSON document for ``p``, keys in a stable order (format, name, …, task, model, train, monitor,
+    and ``reproduction`` when the preset has one).
 
     Layer keys ``params``/``body``/``trainable`` are written only when they differ from the default."""
-    return {
+    out = {
         "format": FORMAT,
         "name": p.name,
         "description": p.description,
@@ -389,6 +400,11 @@ def preset_to_dict(p: Preset) -> dict[str, Any]:
         "train": _section_to_dict(p.train),
         "monitor": _section_to_dict(p.monitor),
     }
+    if p.reproduction is not None:
+        from .protocol import reproduction_to_dict
+
+        out["reproduction"] = reproduction_to_dict(p.reproduction)
+    return out
 
 
 def _reject_constant(name: str) -> Any:
@@ -432,6 +448,17 @@ def _format_json(value: Any, indent: int, prefix_len: int) -> str:
         for key, item in value.items():
             key_text = json.dumps(str(key), ensure_ascii=False) + ": "
             items.append(pad + key_text + _format_json(item, indent + 2, len(key_text) + 1))
+    elif all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value):
+        # a long list of numbers (a published curve): as many per line as fit, not one per line
+        lines, line = [], ""
+        for item in value:
+            text = json.dumps(item, allow_nan=False)
+            if line and len(pad) + len(line) + len(text) + 2 > _LINE_WIDTH:
+                lines.append(pad + line.rstrip())
+                line = ""
+            line += text + ", "
+        lines.append(pad + line[:-2])
+        return "[\n" + "\n".join(lines) + "\n" + " " * indent + "]"
     else:
         items = [pad + _format_json(item, indent + 2, 1) for item in value]
     open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")

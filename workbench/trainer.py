@@ -23,6 +23,7 @@ how many sub-layers to run) add their own syncs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import random
 import re
@@ -30,13 +31,15 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .distributed import ProcessContext, SingleProcess
 from .events import EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
+from .hooks import EmitHook
 from .losses import binary_cross_entropy, predicted_class
 from .probes import Probes, ProbeValues, first_nonfinite_layer
 
@@ -51,6 +54,9 @@ CHECKPOINT_FORMAT = "afwb.checkpoint/1"
 #: built-in presets never go above their first loss. Adam at lr 1e6 sits at 1e13-1e21 without a NaN.
 EXPLODING_FACTOR = 1e4
 
+#: Seconds between the ranks' agreements while a DDP run is paused (one tiny all-reduce each).
+HOLD_POLL_S = 0.1
+
 
 class CheckpointMismatch(ValueError):
     """A checkpoint's model state does not fit the preset's model; ``differences`` lists them."""
@@ -63,13 +69,14 @@ class CheckpointMismatch(ValueError):
 
 
 class _RunFailure(Exception):
-    """Internal: end the run with Failed(message, hint, step)."""
+    """Internal: end the run with Failed(message, hint, step). ``from_peer``: another rank's failure."""
 
-    def __init__(self, message: str, hint: str, step: int | None = None) -> None:
+    def __init__(self, message: str, hint: str, step: int | None = None, *, from_peer: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.step = step
+        self.from_peer = from_peer
 
 
 class _StopRequested(Exception):
@@ -79,6 +86,9 @@ class _StopRequested(Exception):
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+def _discard(event: Any) -> None:
+    """Where a DDP rank other than 0 sends its events: nowhere (rank 0 speaks for the run)."""
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's global RNG and torch (all devices)."""
     random.seed(seed)
@@ -225,8 +235,11 @@ class Trainer:
     """
 
     def __init__(self, preset: Any, run_dir: Path | str | None = None, data_root: Path | str | None = None, *,
-                 download: bool = False, resume_from: Path | str | None = None) -> None:
+                 download: bool = False, resume_from: Path | str | None = None,
+                 process: ProcessContext | None = None, emit_hooks: Sequence[EmitHook] = ()) -> None:
         self.preset = preset
+        self.process = process if process is not None else SingleProcess()
+        self.emit_hooks = tuple(emit_hooks)
         self.resume_from = Path(resume_from) if resume_from is not None else None
         if run_dir is None and self.resume_from is not None:
             run_dir = self.resume_from
@@ -262,41 +275,65 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self, on_event: Callable[[Any], None]) -> RunSummary:
-        """Train to the end (or stop/failure), sending events to ``on_event``; returns the summary."""
+        """Train to the end (or stop/failure), sending events to ``on_event``; returns the summary.
+
+        Under DDP (:class:`workbench.distributed.DDPProcess`) every rank returns the summary, but only
+        rank 0 sends events and writes the run folder."""
         from .runs import RunWriter
 
+        proc = self.process
+        send = on_event if proc.is_main else _discard
         self._t0 = time.perf_counter()
         self._paused_s = 0.0
-        self._writer = RunWriter(self.run_dir)
+        self._writer = RunWriter(self.run_dir if proc.is_main else None)
         self._summary = RunSummary(status="running", preset_name=str(getattr(self.preset, "name", "")),
-                                   task="classification", device="", run_dir=str(self.run_dir) if self.run_dir else None)
+                                   task="classification", device="", run_dir=str(self.run_dir) if self.run_dir else None,
+                                   world_size=proc.world_size)
         self._step = 0
         self._epochs_done = 0
         self._samples = 0
         self._train_seconds = 0.0
+        self._epoch_clock: tuple[float, float] | None = None   # (start, paused seconds then) of the epoch under way
+        self._epoch_partial = (0.0, 0)                          # (loss sum, samples) of that epoch so far
         self._started = False
         self._diverged = False  # non-finite or exploding: no checkpoint of these weights is kept
+        clean = False
         try:
             try:
                 self._setup()
                 self._started = True
-                self._loop(on_event)
+                self._loop(send)
                 final = self._finish("finished")
                 event: Any = Finished(final)
+                clean = True
             except _StopRequested:
                 final = self._finish("stopped")
                 event = Stopped(final)
+                clean = True
             except _RunFailure as exc:
+                if not exc.from_peer:
+                    proc.announce_failure(exc.message)
                 final = self._finish("failed", exc.message, exc.hint)
                 event = Failed(exc.message, exc.hint, exc.step, final)
             except Exception as exc:  # noqa: BLE001 - any user model/preset error ends as Failed
-                message, hint = self._describe(exc)
                 step = self._step if self._started else None
+                peer = proc.peer_failure(exc, step, self.run_dir)
+                if peer is not None:
+                    message, hint = peer.message, peer.hint
+                else:
+                    message, hint = self._describe(exc)
+                    proc.announce_failure(message)
                 final = self._finish("failed", message, hint)
                 event = Failed(message, hint, step, final)
         finally:
-            self._writer.close()
-        on_event(event)
+            try:
+                self._writer.close()
+            finally:
+                if proc.distributed:  # DDP's reducer holds the process group: let it go first
+                    self._train_model = self.model
+                    gc.collect()
+                proc.close(clean)
+        send(event)
         return final
 
     # ---------------------------------------------------------------------------------------------
@@ -330,36 +367,96 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        from .data import load_dataset
-        from .devices import device_name, resolve_device
-        from .runs import RunFolderError, checkpoint_path, load_checkpoint
-        from .schedules import make_schedule
-        from .spec import Problem, SpecError, build_model, validate
+        from .devices import device_name
+        from .spec import validate
 
         p = self.preset
-        try:  # the folder is this run's (locked) before anything is written into it
-            self._writer.claim(resume=self.resume_from is not None)
-        except RunFolderError as exc:
-            raise _RunFailure(str(exc), exc.hint) from None
+        proc = self.process
+        if not proc.distributed:
+            self._claim()  # the folder is this run's (locked) before anything is written into it
         problems = validate(p)
         if problems:
             raise _RunFailure("invalid preset: " + "; ".join(str(x) for x in problems),
                               "fix the listed problems in the preset")
-        self.device = resolve_device(p.train.device)
-        self._device_name = device_name(self.device)
+        self.device = proc.device(p.train.device)
+        proc.start(self.device)  # DDP: join the process group (every rank validated the same preset)
+        self._device_name = proc.describe(device_name(self.device))
         self._summary = replace(self._summary, device=str(self.device))
+        # Under DDP every rank must learn whether another failed, or it would wait for it in the next
+        # collective: each phase ends with an agreement (a no-op with one process).
+        self._agreed(self._setup_data)
+        self._agreed(self._setup_training)
+        if proc.distributed:
+            self._train_model = proc.wrap(self.model, self.reg_modules, bool(self.probes.depth_modules))
+
+    def _claim(self) -> None:
+        from .runs import RunFolderError
+
+        try:
+            self._writer.claim(resume=self.resume_from is not None)
+        except RunFolderError as exc:
+            raise _RunFailure(str(exc), exc.hint) from None
+
+    def _agreed(self, phase: Callable[[], None]) -> None:
+        """Run one set-up phase on every rank, then agree: a rank's own failure is raised on that
+        rank, another rank's as a :class:`_RunFailure` naming it."""
+        proc = self.process
+        if not proc.distributed:
+            phase()
+            return
+        failure: BaseException | None = None
+        text = None
+        try:
+            phase()
+        except _RunFailure as exc:
+            failure, text = exc, (exc.message, exc.hint)
+        except Exception as exc:  # noqa: BLE001 - described here, raised below after the agreement
+            failure, text = exc, self._describe(exc)
+        verdict = proc.agree(text)
+        if failure is not None:
+            raise failure
+        if verdict is not None:
+            rank, message, hint = verdict
+            raise _RunFailure(f"process rank {rank} could not prepare the run: {message}", hint, from_peer=True)
+
+    def _setup_data(self) -> None:
+        """Claim the run folder (rank 0 under DDP) and load the data onto this process's device. With
+        ``download`` under DDP only local rank 0 loads here (and downloads); the others load in the
+        next phase, from the files it wrote."""
+        from .data import load_dataset
+
+        proc = self.process
+        if proc.distributed:
+            self._claim()
+        self.data = None
+        if not (proc.distributed and self.download and proc.local_rank != 0):
+            seed_everything(int(self.preset.train.seed))
+            self.data = load_dataset(self.preset.task, self.device, self.data_root, self.download,
+                                     int(self.preset.train.seed))
+
+    def _setup_training(self) -> None:
+        from .data import load_dataset
+        from .runs import checkpoint_path, load_checkpoint
+        from .schedules import make_schedule
+        from .spec import build_model
+
+        p = self.preset
+        proc = self.process
         seed = int(p.train.seed)
-        seed_everything(seed)
-        self.data = load_dataset(p.task, self.device, self.data_root, self.download, seed)
+        if self.data is None:
+            seed_everything(seed)
+            self.data = load_dataset(p.task, self.device, self.data_root, False, seed)
         self.task = _task_kind(self.data.task)
         self._summary = replace(self._summary, task=self.task)  # type: ignore[arg-type]
         seed_everything(seed)  # the model's init does not depend on how much data was drawn
         model = build_model(p)
         model.to(self.device)
         self.model = model
+        self._train_model = model
         self.optimizer = make_optimizer(model, p.train)
         self.batch_size = int(p.task.batch_size)
-        self.steps_per_epoch = self.data.steps_per_epoch(self.batch_size)
+        self.slices = self._batch_slices()
+        self.steps_per_epoch = len(self.slices)
         if self.steps_per_epoch < 1:
             raise _RunFailure(f"the training set has {self.data.train_size} samples: not enough for one batch",
                               "lower task.batch_size or task.val_split")
@@ -369,6 +466,9 @@ class Trainer:
                             if m is not model and callable(getattr(m, "regularization", None))]
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
+        # augmentation and fresh batches: the shared generator alone, a per-rank one under DDP
+        self.local_generator = torch.Generator(device=self.device) if proc.distributed else self.generator
+        self.val_data = self._val_shard()
         self.loss_kind = self._loss_kind()
         self.epochs = int(p.train.epochs)
         self.every = max(1, int(p.monitor.every_steps))
@@ -379,7 +479,7 @@ class Trainer:
         n_params = sum(t.numel() for t in model.parameters())
         n_train = sum(t.numel() for t in model.parameters() if t.requires_grad)
         self._summary = replace(self._summary, params=n_params, trainable_params=n_train)
-        if self.resume_from is not None:
+        if self.resume_from is not None:  # every rank loads the checkpoint rank 0 wrote
             path = checkpoint_path(self.resume_from, "last")
             if not path.exists():
                 raise _RunFailure(f"no checkpoint to resume from: {path} does not exist",
@@ -401,7 +501,30 @@ class Trainer:
             self._summary = self._summary_now("running")  # the figures so far, as the run goes on
         self._autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
                           if p.train.precision == "bf16" else None)
-        del Problem, SpecError
+
+    def _batch_slices(self) -> list[tuple[int, int]]:
+        """The epoch's global batches [start, stop) of the permutation. Under DDP every rank needs at
+        least one sample of each batch, and a trailing batch that would give a rank fewer than two
+        (BatchNorm cannot train on one) is dropped — as one process drops a trailing batch of one."""
+        slices = self.data.batch_slices(self.batch_size)
+        world = self.process.world_size
+        if world > 1:
+            if self.batch_size < world:
+                raise _RunFailure(f"task.batch_size ({self.batch_size}) is smaller than the number of processes "
+                                  f"({world}): each process trains on its share of every batch",
+                                  f"raise task.batch_size to at least {world} (the global batch), or use fewer "
+                                  "processes")
+            if slices and slices[-1][1] - slices[-1][0] < 2 * world:
+                slices = slices[:-1]
+        return slices
+
+    def _val_shard(self) -> Any:
+        """The validation split this rank validates: all of it alone, its contiguous share under DDP."""
+        data, proc = self.data, self.process
+        if not proc.distributed or data.val_x is None:
+            return data
+        a, b = proc.shard(0, data.val_size)
+        return replace(data, val_x=data.val_x[a:b], val_y=data.val_y[a:b])
 
     def _loss_kind(self) -> str:
         loss = str(getattr(self.preset.task, "loss", "auto"))
@@ -448,6 +571,7 @@ class Trainer:
             params=self._summary.params, trainable_params=self._summary.trainable_params,
             layer_names=tuple(self.probes.layer_names), depth_layers=self.probes.depth_layers,
             hardness_layers=self.probes.hardness_layers, start_step=self.start_step, start_epoch=self.start_epoch,
+            world_size=self.process.world_size,
         )
 
     def _loop(self, on_event: Callable[[Any], None]) -> None:
@@ -456,7 +580,9 @@ class Trainer:
         self._writer.open(self.preset, self._summary, resume=self.resume_from is not None,
                           keep_until_step=self.start_step)
         on_event(self._started_event())
-        device = self.device
+        proc = self.process
+        ddp = proc.distributed
+        main = proc.is_main
         every = self.every
         classification = self.task == "classification"
         reg_modules = self.reg_modules
@@ -464,25 +590,34 @@ class Trainer:
         params = [p for g in opt.param_groups for p in g["params"]]
         target_scale = float(self.data.target_scale)
         stop, running = self._stop, self._running
+        local_control = not ddp  # under DDP a stop or pause is agreed at the next emit instead
         writer = self._writer
         write = writer.enabled
         probes = self.probes
         layer_names = probes.layer_names
-        plain = self._autocast is None and self.loss_kind == "cross_entropy"
+        # one process, fp32 cross-entropy: the common case, without the helper calls
+        plain = not ddp and self._autocast is None and self.loss_kind == "cross_entropy"
         cross_entropy = F.cross_entropy
-        generator = self.generator
+        generator, local_generator = self.generator, self.local_generator
+        seed = int(self.preset.train.seed)
         fresh = data.fresh_batches
+        steps = self._rank_steps()
+        last_index = len(steps) - 1
+        hooks = self.emit_hooks if main else ()
         step = self.start_step
+        emits = 0
         explode_at: float | None = None  # set at the first emit (see EXPLODING_FACTOR)
 
         for epoch in range(self.start_epoch, self.epochs):
             model.train()
+            if ddp:
+                proc.seed_epoch(local_generator, seed, epoch)
             t_epoch = time.perf_counter()
             paused_at_epoch = self._paused_s
+            self._epoch_clock = (t_epoch, paused_at_epoch)
+            self._epoch_partial = (0.0, 0)
             # fresh batches (the Going-Deeper parity task) are drawn per step and need no permutation
             perm = None if fresh else data.permutation(generator)
-            slices = data.batch_slices(self.batch_size)
-            last_index = len(slices) - 1
             # the window since the last emit: references to tensors the step computed anyway, so
             # the hot loop adds no device work; reduced in one go at the emit
             win_loss: list[torch.Tensor] = []
@@ -494,51 +629,38 @@ class Trainer:
             ep_correct = 0
             t_emit = time.perf_counter()
             paused_at_emit = self._paused_s
-            for bi, (s0, s1) in enumerate(slices):
-                if stop.is_set() or not running.is_set():
+            for bi, (s0, s1, n_global, scale) in enumerate(steps):
+                if local_control and (stop.is_set() or not running.is_set()):
                     self._wait_if_paused()
                 if fresh:
-                    x, y = data.fresh_batch(s1 - s0, generator)
+                    x, y = data.fresh_batch(s1 - s0, local_generator)
                 else:
-                    x, y = data.train_batch(perm, s0, s1, generator)
-                if plain:  # fp32 cross-entropy: the common case, without the helper calls
+                    x, y = data.train_batch(perm, s0, s1, local_generator)
+                if plain:
                     out = model(x)
                     loss = cross_entropy(out, y)
+                    total = loss
+                    if reg_modules:
+                        for m in reg_modules:
+                            total = total + m.regularization()
                 else:
-                    out = self._forward(x)
-                    loss = self._compute_loss(out, y)
-                total = loss
-                if reg_modules:
-                    for m in reg_modules:
-                        total = total + m.regularization()
+                    out, loss, total = self._forward_loss(x, y, scale)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 if grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 win_loss.append(loss.detach())
-                win_n.append(s1 - s0)
+                win_n.append(n_global)
                 if classification:
                     win_out.append(out.detach())
-                    win_y.append(y)
+                    win_y.append(y)  # the labels the window trained on
                 step += 1
                 emit = (step % every == 0) or bi == last_index
                 if emit:
-                    parts = probes.capture_parts()
-                    n_probe = len(parts)
-                    k = len(win_loss)
-                    parts += win_loss
-                    if classification:
-                        outs = win_out[0] if k == 1 else torch.cat(win_out)
-                        ys = win_y[0] if k == 1 else torch.cat(win_y)  # the labels the window trained on
-                        parts.append((predicted_class(outs) == ys).sum(dtype=torch.float32))
-                    flat = torch.stack(parts).tolist()  # the one host sync of this emit
-                    values = probes.decode(flat[:n_probe], probes.last_mask)
-                    host = flat[n_probe:]
-                    losses = host[:k]
-                    n_correct = host[k] if classification else 0.0
+                    values, losses, loss_sum, n_correct, finite, votes = self._read_window(
+                        win_loss, win_n, win_out, win_y, bi, steps)
                     n = sum(win_n)
-                    loss_sum = sum(l * m for l, m in zip(losses, win_n))
-                    if not math.isfinite(sum(flat)) and (  # cheap: one sum, the detail only on trouble
+                    if not finite and (  # cheap: one sum, the detail only on trouble
                             not math.isfinite(loss_sum) or first_nonfinite_layer(values, layer_names)):
                         self._fail_nonfinite(losses, win_n, values, step)
                     if explode_at is None:  # the run's first step: the loss of the model as it starts
@@ -548,32 +670,44 @@ class Trainer:
                 opt.step()
                 schedule.after_step()
                 if emit:
-                    now = time.perf_counter()
-                    seconds = max(1e-9, now - t_emit - (self._paused_s - paused_at_emit))
-                    mean_loss = loss_sum / n
-                    metrics = Metrics(
-                        step=step, epoch=epoch, epoch_fraction=epoch + (bi + 1) / len(slices), loss=mean_loss,
-                        lr=float(opt.param_groups[0]["lr"]), samples_per_s=n / seconds,
-                        accuracy=(n_correct / n) if classification else None,
-                        rmse=None if classification else math.sqrt(max(mean_loss, 0.0)) * target_scale,
-                        grad_norm=values.grad_norm, weight_norm=values.weight_norm, depth_w=values.depth_w,
-                        depth=values.depth, hardness=values.hardness,
-                    )
                     ep_loss_sum += loss_sum
                     ep_n += n
+                    self._epoch_partial = (ep_loss_sum, ep_n)
                     ep_correct += int(n_correct)
                     self._samples += n
                     self._step = step
-                    if write:
-                        writer.append([metrics.flat()])
-                    on_event(metrics)
+                    if main:
+                        now = time.perf_counter()
+                        seconds = max(1e-9, now - t_emit - (self._paused_s - paused_at_emit))
+                        mean_loss = loss_sum / n
+                        metrics = Metrics(
+                            step=step, epoch=epoch, epoch_fraction=epoch + (bi + 1) / len(steps), loss=mean_loss,
+                            lr=float(opt.param_groups[0]["lr"]), samples_per_s=n / seconds,
+                            accuracy=(n_correct / n) if classification else None,
+                            rmse=None if classification else math.sqrt(max(mean_loss, 0.0)) * target_scale,
+                            grad_norm=values.grad_norm, weight_norm=values.weight_norm, depth_w=values.depth_w,
+                            depth=values.depth, hardness=values.hardness,
+                            seconds=self._train_seconds + (now - t_epoch - (self._paused_s - paused_at_epoch)),
+                        )
+                        if write:
+                            writer.append([metrics.flat()])
+                        on_event(metrics)
+                        if hooks:
+                            self._run_hooks(metrics, emits, on_event)
+                    emits += 1
                     win_loss, win_out, win_y, win_n = [], [], [], []
                     t_emit = time.perf_counter()
                     paused_at_emit = self._paused_s
+                    if votes is not None:  # DDP: what the ranks agreed at this emit
+                        if votes[0] > 0:
+                            raise _StopRequested
+                        if votes[1] > 0:
+                            self._hold()
             self._step = step
             schedule.after_epoch()
             train_seconds = time.perf_counter() - t_epoch - (self._paused_s - paused_at_epoch)
             self._train_seconds += train_seconds
+            self._epoch_clock = None
             self._epochs_done = epoch + 1
             val_loss, val_metric = self._validate()
             train_loss = ep_loss_sum / max(1, ep_n)
@@ -586,6 +720,121 @@ class Trainer:
             )
             self._record_epoch(end)
             on_event(end)
+
+    # ---------------------------------------------------------------------------------------------
+    # What a rank does differently: the process context answers (workbench.distributed); these
+    # helpers are where the loop asks it. With one process none of them runs per step.
+    # ---------------------------------------------------------------------------------------------
+    def _rank_steps(self) -> list[tuple[int, int, int, float]]:
+        """Per step of an epoch: (start, stop) of this rank's samples in the permutation, the global
+        batch size, and the factor this rank's loss is scaled by before ``backward()`` (n_r·W/N, so
+        that DDP's mean of the ranks' gradients is the gradient of the global batch mean)."""
+        proc = self.process
+        if not proc.distributed:
+            return [(s0, s1, s1 - s0, 1.0) for s0, s1 in self.slices]
+        out = []
+        for s0, s1 in self.slices:
+            a, b = proc.shard(s0, s1)
+            out.append((a, b, s1 - s0, (b - a) * proc.world_size / (s1 - s0)))
+        return out
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, scale: float
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(output, loss, what ``backward()`` runs on) for one step, off the plain path: bf16
+        autocast, MSE losses, and DDP (whose forward also returns the regularisation terms)."""
+        if self.process.distributed:
+            if self._autocast is not None:
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                    out, reg = self._train_model(x)
+            else:
+                out, reg = self._train_model(x)
+            loss = self._compute_loss(out, y)
+            total = loss if scale == 1.0 else loss * scale
+            return out, loss, (total if reg is None else total + reg)
+        out = self._forward(x)
+        loss = self._compute_loss(out, y)
+        total = loss
+        for m in self.reg_modules:
+            total = total + m.regularization()
+        return out, loss, total
+
+    def _read_window(self, win_loss: list[torch.Tensor], win_n: list[int], win_out: list[torch.Tensor],
+                     win_y: list[torch.Tensor], bi: int, steps: list[tuple[int, int, int, float]]
+                     ) -> tuple[ProbeValues, list[float], float, float, bool, list[float] | None]:
+        """The emit's one host read: probes, the window's losses and correct predictions (and under
+        DDP the ranks' stop and pause votes), through :meth:`Probes.read` — ONE ``.tolist()``.
+
+        Returns (probe values, per-step mean losses, Σ loss·n, correct predictions, all finite,
+        votes). One process: ``votes`` is None. DDP: loss·n_r and the counts are summed over the
+        ranks (one all-reduce), so every figure is the global batch's, on every rank."""
+        k = len(win_loss)
+        extra = win_loss
+        if win_out:
+            outs = win_out[0] if k == 1 else torch.cat(win_out)
+            ys = win_y[0] if k == 1 else torch.cat(win_y)
+            extra.append((predicted_class(outs) == ys).sum(dtype=torch.float32))
+        if not self.process.distributed:
+            values, host, finite = self.probes.read(extra)
+            losses = host[:k]
+            loss_sum = sum(l * m for l, m in zip(losses, win_n))
+            return values, losses, loss_sum, (host[k] if win_out else 0.0), finite, None
+        local = [float(b - a) for a, b, _, _ in steps[bi - k + 1:bi + 1]]
+        values, host, finite = self.probes.read(extra, reduce=lambda parts: self._all_reduce_window(parts, local))
+        sums = host[:k]
+        losses = [v / m for v, m in zip(sums, win_n)]
+        return values, losses, sum(sums), (host[k] if win_out else 0.0), finite, host[-2:]
+
+    def _all_reduce_window(self, parts: list[torch.Tensor], local: list[float]) -> torch.Tensor:
+        """[loss_i·n_r,i …, correct, stop vote, pause vote] summed over the ranks (one all-reduce)."""
+        m = len(parts)
+        aux = torch.tensor(local + [1.0] * (m - len(local)) + [float(self._stop.is_set()),
+                                                               float(not self._running.is_set())],
+                           dtype=torch.float32, device=self.device)
+        vector = torch.cat([torch.stack(parts).float() * aux[:m], aux[m:]])
+        return self.process.all_reduce(vector)
+
+    def _hold(self) -> None:
+        """DDP pause: a rank asked to pause, so every rank waits here, agreeing every
+        :data:`HOLD_POLL_S` seconds (one tiny all-reduce) whether to go on, stay, or stop."""
+        t = time.perf_counter()
+        try:
+            while True:
+                self._running.wait(HOLD_POLL_S)  # returns at once on a rank that is not paused
+                votes = torch.tensor([float(self._stop.is_set()), float(not self._running.is_set())],
+                                     dtype=torch.float32, device=self.device)
+                stop_votes, pause_votes = self.process.all_reduce(votes).tolist()
+                if stop_votes > 0:
+                    raise _StopRequested
+                if pause_votes == 0:
+                    return
+        finally:
+            self._paused_s += time.perf_counter() - t
+
+    def _run_hooks(self, metrics: Metrics, index: int, on_event: Callable[[Any], None]) -> None:
+        """Each emit hook, on this thread, under ``no_grad``; the model is left in train mode after it."""
+        from .hooks import EmitContext
+
+        model = self.model
+        context = EmitContext(metrics=metrics, emit_index=index, model=model, data=self.data,
+                              device=self.device, task=self.task)
+        for hook in self.emit_hooks:
+            try:
+                with torch.no_grad():
+                    produced = hook(context)
+                    produced = list(produced) if produced is not None else []
+            except Exception as exc:  # noqa: BLE001 - named below; out of memory keeps its own message
+                if _is_oom(exc):
+                    raise
+                name = getattr(hook, "__name__", type(hook).__name__)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise _RunFailure(f"the emit hook {name} failed at step {metrics.step}: {type(exc).__name__}"
+                                  + (f": {first}" if first else ""),
+                                  "this is an error in that hook, not in the preset; remove the hook or fix it")
+            finally:
+                if not model.training:
+                    model.train()
+            for event in produced:
+                on_event(event)
 
     # ---------------------------------------------------------------------------------------------
     def _loss_floor(self) -> float:
@@ -626,29 +875,45 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self) -> tuple[float | None, float | None]:
-        """Validation loss and accuracy (classification) or RMSE in target units (regression)."""
-        data, model = self.data, self.model
-        if data.val_size == 0:
+        """Validation loss and accuracy (classification) or RMSE in target units (regression).
+        Under DDP each rank validates its share (with rank 0's BatchNorm statistics) and the sums
+        are all-reduced with the ranks' stop votes."""
+        proc, model = self.process, self.model
+        n = self.data.val_size
+        if n == 0:
             return None, None
+        if proc.distributed:
+            proc.sync_buffers(model)
         model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         classification = self.task == "classification"
-        for x, y in data.val_batches(max(self.batch_size, 1024)):
+        stopped = False
+        for x, y in self.val_data.val_batches(max(self.batch_size, 1024)):
             if self._stop.is_set():
-                model.train()
-                raise _StopRequested
+                if not proc.distributed:
+                    model.train()
+                    raise _StopRequested
+                stopped = True  # the others learn it from the vote below
+                break
             out = self._forward(x)
             loss_sum += self._compute_loss(out, y) * y.shape[0]
             if classification:
                 correct += (predicted_class(out) == y).sum()
         model.train()
-        total, n_correct = torch.stack([loss_sum.float(), correct.float()]).tolist()
-        n = data.val_size
+        parts = [loss_sum.float(), correct.float()]
+        if proc.distributed:
+            parts.append(torch.full((), float(stopped), device=self.device))
+            figures = proc.all_reduce(torch.stack(parts)).tolist()
+            if figures[2] > 0:
+                raise _StopRequested
+        else:
+            figures = torch.stack(parts).tolist()
+        total, n_correct = figures[0], figures[1]
         val_loss = total / n
         if classification:
             return val_loss, n_correct / n
-        return val_loss, math.sqrt(max(val_loss, 0.0)) * float(data.target_scale)
+        return val_loss, math.sqrt(max(val_loss, 0.0)) * float(self.data.target_scale)
 
     def _record_epoch(self, end: EpochEnd) -> None:
         """Append the epoch's record, then write the checkpoints and the summary: in this order a
@@ -709,10 +974,18 @@ class Trainer:
     def _summary_now(self, status: str, message: str = "", hint: str = "") -> RunSummary:
         h = self._history
         seconds = self._train_seconds
+        final_train_loss = h.get("final_train_loss")
+        if status in ("stopped", "failed") and self._epoch_clock is not None:
+            # ended inside an epoch: count its time, and its mean loss when no epoch completed
+            t_epoch, paused_at_epoch = self._epoch_clock
+            seconds += max(0.0, time.perf_counter() - t_epoch - (self._paused_s - paused_at_epoch))
+            loss_sum, n = self._epoch_partial
+            if final_train_loss is None and n > 0 and math.isfinite(loss_sum):
+                final_train_loss = loss_sum / n
         return replace(
             self._summary, status=status, epochs_completed=self._epochs_done, steps=self._step,  # type: ignore[arg-type]
             seconds=seconds, samples_per_s=(self._samples / seconds) if seconds > 0 else 0.0,
-            final_train_loss=h.get("final_train_loss"), final_val_loss=h.get("final_val_loss"),
+            final_train_loss=final_train_loss, final_val_loss=h.get("final_val_loss"),
             best_val_loss=h.get("best_val_loss"), final_val_accuracy=h.get("final_val_accuracy"),
             best_val_accuracy=h.get("best_val_accuracy"), final_val_rmse=h.get("final_val_rmse"),
             best_val_rmse=h.get("best_val_rmse"), best_epoch=h.get("best_epoch"),

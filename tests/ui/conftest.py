@@ -7,6 +7,9 @@
   and the test fails with the stack that started it; a still-active timer is stopped and fails the
   test the same way. Timers started by third-party code (site-packages: pytest-qt, pyqtgraph) are
   not tracked. Opt out per test with ``@pytest.mark.qt_allow_leaks``.
+* ``_gui_thread_gc`` (autouse, session): while a test runs the Qt event loop, the suite's
+  collector (tests/conftest.py) collects from a timer on the GUI thread, as the app does
+  (ui/gui_gc.py).
 * ``main_window``: a :class:`ui.main_window.MainWindow` on the default preset with an ``ask`` stub
   (answers "Discard" to unsaved-changes prompts, "OK" otherwise) that records every prompt in
   ``window.asked``; file prompts go through ``window.ask_path`` (tests set it).
@@ -97,6 +100,16 @@ def qt_leak_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     problems = tracker.problems()
     if problems and request.node.get_closest_marker("qt_allow_leaks") is None:
         pytest.fail("Qt objects leaked by this test:\n\n" + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gui_thread_gc(qapp, main_thread_gc):
+    """Collect cyclic garbage on the GUI thread from a timer while tests spin the event loop."""
+    from ui.gui_gc import install_gui_thread_gc
+
+    collector = install_gui_thread_gc(qapp, collector=main_thread_gc)
+    yield collector
+    collector.timer.stop()
 
 
 class AskStub:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_every_plot_gets_data_with_labelled_axes(dash) -> None:
     assert dash.loss_plot.curve("r1:val_loss").symbol == "o"          # validation as markers
     assert dash.loss_plot.y_label() == "loss (cross-entropy)"
     assert dash.accuracy_plot.y_label() == "accuracy (%)"
-    assert dash.accuracy_plot.curve("r1:accuracy").y.max() == pytest.approx(100.0)
+    assert dash.accuracy_plot.curve("r1:accuracy_raw").y.max() == pytest.approx(100.0)
     assert dash.throughput_plot.y_label() == "samples/s"
     grad = dash.grad_panel.lines
     assert grad.log_y and grad.y_label().startswith("‖∇‖₂")
@@ -70,8 +71,12 @@ def test_every_plot_gets_data_with_labelled_axes(dash) -> None:
     colors = [grad.curve(f"r1:g:{n}").color for n in ("0_ZConv2d", "1_SoftPool2d", "2_InfiniteDepth", "4_ZLinear")]
     assert len(set(colors)) == 4
     assert dash.depth_panel.has_depth()
-    # the depth layer keeps its colour between the gradient and the depth plots
-    assert dash.depth_panel.plot.curve("r1:w:2_InfiniteDepth").color == grad.curve("r1:g:2_InfiniteDepth").color
+    # runs are colours: every curve of the run has the run's colour, except the gradient plot's,
+    # whose colours are the layers'
+    color = dash.run_color("r1")
+    assert dash.depth_panel.plot.curve("r1:w:2_InfiniteDepth").color == color
+    assert {dash.loss_plot.curve(k).color for k in dash.loss_plot.curve_keys()} == {color}
+    assert color not in colors
     step_curve = dash.depth_panel.plot.curve("r1:d:2_InfiniteDepth")
     assert step_curve.step and set(np.unique(step_curve.y)) <= {2.0, 3.0}
     for panel in dash.panels():
@@ -89,8 +94,13 @@ def test_regression_shows_rmse(dash) -> None:
 def test_no_infinite_depth_layer_shows_a_note(dash) -> None:
     feed(dash, depth=False)
     assert not dash.depth_panel.has_depth()
-    assert dash.depth_panel.note.text() == "This model has no InfiniteDepth layer"
+    assert dash.depth_panel.note.text().startswith("The model in the editor has no InfiniteDepth layer")
     assert dash.depth_panel.note.isVisible()
+    # the note describes the model on screen: with an InfiniteDepth layer there, it says so
+    dash.set_model_depth_layers(["2_InfiniteDepth"])
+    dash.redraw()
+    note = dash.depth_panel.note.text()
+    assert "run 1 had no InfiniteDepth layer" in note and "has an InfiniteDepth layer (2_InfiniteDepth)" in note
 
 
 def test_smoothing_slider_changes_the_bold_curve_only(dash) -> None:
@@ -133,14 +143,24 @@ def test_overlay_styles_and_legend_samples(dash) -> None:
     dash.set_visible_runs(["old", "new"])
     dash.redraw()
     assert dash.visible_runs() == ["new", "old"]                       # the current run first
+    new_color, old_color = dash.run_color("new"), dash.run_color("old")
+    assert new_color != old_color
+    # runs are colours: a distinct colour per run, the current run bolder
     for panel, key in ((dash.loss_plot, "loss"), (dash.accuracy_plot, "accuracy"),
-                       (dash.throughput_plot, "sps"), (dash.grad_panel.lines, "g:0_ZConv2d"),
-                       (dash.depth_panel.plot, "w:2_InfiniteDepth")):
-        assert panel.curve(f"new:{key}").style == Qt.PenStyle.SolidLine
-        assert panel.curve(f"old:{key}").style == Qt.PenStyle.DashLine
-        assert panel.curve(f"new:{key}").color == panel.curve(f"old:{key}").color
-        labels = panel.legend_labels()
-        assert "new run (current)" in labels and "older run" in labels
+                       (dash.throughput_plot, "sps"), (dash.depth_panel.plot, "w:2_InfiniteDepth")):
+        new, old = panel.curve(f"new:{key}"), panel.curve(f"old:{key}")
+        assert (new.color, old.color) == (new_color, old_color), panel.objectName()
+        assert new.width > old.width
+    # the gradient plot colours layers: there runs are line styles, named in its legend
+    grad = dash.grad_panel.lines
+    assert grad.curve("new:g:0_ZConv2d").style == Qt.PenStyle.SolidLine
+    assert grad.curve("old:g:0_ZConv2d").style == Qt.PenStyle.DashLine
+    assert grad.curve("new:g:0_ZConv2d").color == grad.curve("old:g:0_ZConv2d").color
+    assert "new run (current)" in grad.legend_labels() and "older run" in grad.legend_labels()
+    # the bar above the plots names each run in its colour
+    legend = dash.run_legend.text()
+    assert dash.run_legend.isVisibleTo(dash) and "new run (current)" in legend and "older run" in legend
+    assert new_color in legend and old_color in legend
     dash.remove_run("old")
     dash.redraw()
     assert not any(k.startswith("old:") for k in dash.loss_plot.curve_keys())
@@ -150,7 +170,7 @@ def test_hover_shows_step_and_values(dash) -> None:
     feed(dash)
     text = dash.loss_plot.hover_at(51.0)
     assert text.startswith("step 50")
-    assert "train EMA" in text
+    assert "train:" in text and "raw:" in text and "val:" in text
     assert dash.loss_plot.crosshair.isVisible() and dash.loss_plot.readout.isVisible()
     value = dash.loss_plot.curve("r1:loss_raw").y[9]
     assert f"{value:.4g}" in text
@@ -160,23 +180,28 @@ def test_export_png_and_csv_through_ask_path(dash, tmp_path) -> None:
     feed(dash)
     asked = []
 
-    def ask_path(title, name, flt):
-        asked.append((title, name, flt))
-        return str(tmp_path / name)
+    def ask_path(title, suggested, flt):
+        asked.append((title, suggested, flt))
+        return str(tmp_path / Path(suggested).name)
 
+    run_folder = tmp_path / "run-folder"
+    run_folder.mkdir()
     dash.set_ask_path(ask_path)
+    dash.set_export_dir(run_folder)              # the dialogs start in the run's folder
     png_action, csv_action = dash.loss_plot._export_actions
     png_action.trigger()
     csv_action.trigger()
-    assert [a[1] for a in asked] == ["lossPlot.png", "lossPlot.csv"]
+    assert [Path(a[1]) for a in asked] == [run_folder / "lossPlot.png", run_folder / "lossPlot.csv"]
     image = QImage(str(tmp_path / "lossPlot.png"))
-    assert not image.isNull() and image.width() > 100
+    shown = dash.loss_plot.size()
+    assert not image.isNull()
+    assert image.width() >= 2 * shown.width() and image.height() >= 2 * shown.height()   # ≥ 2× the screen
     with open(tmp_path / "lossPlot.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["curve", "step", "value"]
     names = {r[0] for r in rows[1:]}
-    assert {"train", "train EMA", "val"} <= names
-    val = [r for r in rows[1:] if r[0] == "val"]
+    assert {"run 1: train (raw)", "run 1: train (smoothed 0.60)", "run 1: val"} <= names
+    val = [r for r in rows[1:] if r[0] == "run 1: val"]
     assert [float(r[1]) for r in val] == [100.0, 200.0]
     # heatmap export too
     dash.grad_panel.heatmap_toggle.setChecked(True)
@@ -199,12 +224,12 @@ def test_a_million_points_redraw_fast(dash, qtbot) -> None:
         b.get("samples_per_s").extend(np.arange(1_000_000, dtype=float), rng.random(1_000_000))
         dash.add_run(f"big{trial}", "big", b)
         dash.set_visible_runs([f"big{trial}"])
-        t0 = time.perf_counter()
+        t0 = time.thread_time()   # the GUI thread's own CPU time: waiting for a busy core is not ours
         dash.redraw()
         dash.loss_plot.viewport().repaint()
         dash.throughput_plot.viewport().repaint()
-        best = min(best, time.perf_counter() - t0)
-    assert best < 0.2, f"redraw of a 1e6-point series took {best * 1000:.0f} ms"
+        best = min(best, time.thread_time() - t0)
+    assert best < 0.2, f"redraw of a 1e6-point series took {best * 1000:.0f} ms of GUI-thread CPU time"
     item = dash.loss_plot._items["big2:loss"]
     assert item.opts["autoDownsample"] and item.opts["clipToView"]
     assert len(dash.loss_plot.curve("big2:loss").x) <= 20_000 + 1_000

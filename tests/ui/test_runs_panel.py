@@ -167,3 +167,27 @@ def test_failed_delete_or_rename_says_why_and_changes_nothing(panel, tmp_path) -
     title, text, _ = panel.asked[-1]
     assert title == "Cannot rename run" and "run.json" in text
     assert panel.tree.topLevelItem(0).text(0) == "alpha"
+
+
+def test_rename_dialog_shows_its_text_whole(panel, tmp_path, qtbot) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
+
+    make_run(tmp_path, "a run with a fairly long name to rename")
+    panel.refresh_from_disk(tmp_path)
+    panel.ask_text = None                        # the real dialog
+    panel.select(next(iter(panel.entries)))
+    seen = {}
+
+    def answer() -> None:
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QInputDialog) and w.isVisible())
+        edit = dialog.findChild(QLineEdit)
+        seen["fits"] = edit.width() >= edit.fontMetrics().horizontalAdvance(edit.text())
+        seen["parent"] = dialog.parent() is panel
+        edit.setText("renamed")
+        dialog.accept()
+
+    QTimer.singleShot(0, answer)
+    assert panel.rename_selected()
+    assert seen == {"fits": True, "parent": True}
+    assert panel.selected().label == "renamed"

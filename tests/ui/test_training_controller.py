@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QThread, Qt
-from PySide6.QtWidgets import QToolButton
+from PySide6.QtWidgets import QApplication, QToolButton, QWidget
 
 from ui.training_controller import install_training
 from workbench.events import Failed, Finished, Metrics, RunStarted, Stopped
@@ -155,8 +155,15 @@ def test_nan_run_is_reported_and_the_app_can_run_again(train_window, qtbot) -> N
     assert isinstance(final, Failed)
     assert "finite" in final.message.lower() or "nan" in final.message.lower()
     text = c.status.message.text()
-    assert text.startswith("Run failed") and final.hint in c.status.message.toolTip()
-    assert final.message[:30] in window.statusBar().currentMessage()
+    assert text.startswith(f"Run failed at step {final.step}") and final.hint in c.status.message.toolTip()
+    # the Train workspace shows the whole message and hint, and a button to the setting to change
+    banner = c.dashboard.failure_banner
+    assert window.current_workspace() == "Train" and banner.isVisible()
+    assert banner.message.text() == final.message and final.hint in banner.hint.text()
+    assert banner.title.text().endswith(f"failed at step {final.step}")
+    assert banner.fix_button.isVisible() and banner.fix_button.text() == "Edit the learning rate"
+    qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+    assert QApplication.focusWidget() is window.inspector.findChild(QWidget, "field_train_lr")
     assert json.loads((Path(c.run_id) / "summary.json").read_text())["status"] == "failed"
     # the model is not lost and the window is ready for the next run
     assert not window.document.is_read_only()
@@ -199,7 +206,8 @@ def test_overlay_of_two_runs_draws_two_curves_per_plot(train_window, qtbot) -> N
         assert f"{first_id}:{suffix}" in keys and f"{second_id}:{suffix}" in keys, (panel.objectName(), keys)
         live = panel.curve(f"{second_id}:{suffix}")
         other = panel.curve(f"{first_id}:{suffix}")
-        assert live.style == Qt.PenStyle.SolidLine and other.style != Qt.PenStyle.SolidLine
+        assert live.color == d.run_color(second_id) and other.color == d.run_color(first_id)
+        assert live.color != other.color and live.width > other.width
     g = d.grad_panel.lines
     assert g.curve(f"{first_id}:g:0_ZConv2d").color == g.curve(f"{second_id}:g:0_ZConv2d").color
     # unchecking removes the curves
@@ -289,3 +297,44 @@ def test_pause_and_resume(train_window, qtbot) -> None:
     qtbot.waitUntil(lambda: len(c.dashboard.buffers(c.run_id).get("loss")) > steps, timeout=RUN_TIMEOUT_MS)
     with qtbot.waitSignal(c.run_finished, timeout=5000):
         c.stop()
+
+
+def test_the_depth_panel_describes_the_model_on_screen(train_window, qtbot) -> None:
+    window, c = train_window(small_parity())
+    c.dashboard.redraw()
+    note = c.dashboard.depth_panel.note.text()
+    assert not c.dashboard.depth_panel.has_depth()
+    assert "The model in the editor has an InfiniteDepth layer (2_InfiniteDepth)" in note   # before any run
+    window.open_builtin("z-digits")
+    c.dashboard.redraw()
+    assert c.dashboard.depth_panel.note.text().startswith("The model in the editor has no InfiniteDepth layer")
+
+
+def test_a_stopped_run_shows_how_far_it_got(train_window, qtbot) -> None:
+    window, c = train_window(small_digits(epochs=200))
+    with qtbot.waitSignal(c.run_started, timeout=5000):
+        c.start_run()
+    qtbot.waitUntil(lambda: c.dashboard.buffers(c.run_id).has("loss"), timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(c.run_finished, timeout=10_000) as blocker:
+        c.stop()
+    summary = blocker.args[0].summary
+    bar = c.status.progress
+    assert bar.value() == summary.steps < bar.maximum()          # not a full bar
+    assert bar.format() == f"stopped at step {summary.steps}/{bar.maximum()}"
+    text = c.status.message.text()
+    assert text.startswith(f"Run stopped after {summary.steps} steps") and summary.seconds > 0
+    row = c.runs_panel._item(c.run_id)
+    assert row.text(3) != "" and row.text(2) != ""               # time and a figure in the runs list
+
+
+def test_runs_list_shows_each_drawn_runs_colour(train_window, qtbot) -> None:
+    window, c = train_window(small_digits(epochs=1))
+    run_to_end(qtbot, c)
+    first = c.run_id
+    run_to_end(qtbot, c)
+    c.runs_panel.set_checked(first, True)
+    c.dashboard.redraw()
+    for run_id in (first, c.run_id):
+        icon = c.runs_panel._item(run_id).icon(0)
+        color = icon.pixmap(10, 10).toImage().pixelColor(5, 5).name()
+        assert color == c.dashboard.run_color(run_id)

@@ -223,3 +223,26 @@ def test_installed_pyside6_keeps_the_refcounts_of_true_and_none() -> None:
     assert received == list(range(200))
     assert abs(sys.getrefcount(True) - true_before) <= 2
     assert abs(sys.getrefcount(None) - none_before) <= 20
+
+
+class FailingTrainer(FakeTrainer):
+    """Fails like the real trainer does on a NaN loss: a ``Failed`` event with the step, then returns."""
+
+    def run(self, on_event):
+        on_event(RunStarted("fake", None, "cpu", "CPU", "classification", 1, 10, 10, 10, 2, 5, 1, 1, ("0_Linear",)))
+        for step in range(1, 7):
+            on_event(Metrics(step, 0, step / 10, 1.0, 1e-3, 100.0))
+        summary = _summary("failed", steps=7, message="the loss became non-finite", hint="lower train.lr")
+        on_event(Failed("the loss became non-finite", "lower train.lr", 7, summary))
+        return summary
+
+
+def test_the_trainers_final_event_arrives_once_with_its_step(qtbot) -> None:
+    worker = make_worker(FailingTrainer())
+    batches = collect(worker)
+    with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
+        worker.start()
+    final = blocker.args[0]
+    assert isinstance(final, Failed) and final.step == 7       # not a copy rebuilt from the summary
+    finals = [e for b in batches for e in b if isinstance(e, (Finished, Stopped, Failed))]
+    assert finals == [final]

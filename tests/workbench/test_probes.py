@@ -73,8 +73,7 @@ def test_one_host_sync_per_read(monkeypatch):
     model = _named(_model())
     _backward(model)
     probes = Probes(model)
-    captured = probes.capture()
-    extra = torch.tensor([1.0, 2.0])
+    extra = [torch.tensor(1.0), torch.tensor(2.0)]
     calls: list[str] = []
     for method in ("tolist", "item", "cpu", "numpy", "__float__", "__bool__", "__int__"):
         original = getattr(torch.Tensor, method)
@@ -84,11 +83,17 @@ def test_one_host_sync_per_read(monkeypatch):
             return _orig(self, *a, **k)
 
         monkeypatch.setattr(torch.Tensor, method, spy)
-    probes.capture()
+    probes.capture_parts()
     assert calls == []  # capture is device work only
-    values, host = probes.read(captured, extra)
+    values, host, finite = probes.read(extra)
     assert calls == ["tolist"]
-    assert host == [1.0, 2.0] and "0_Linear" in values.grad_norm
+    assert host == [1.0, 2.0] and finite and "0_Linear" in values.grad_norm
+    # a reduction of the extra values (the trainer's all-reduce under DDP) stays within the one copy
+    values, host, finite = probes.read(extra, reduce=lambda parts: torch.stack(parts) * 3)
+    assert calls == ["tolist", "tolist"]
+    assert host == [3.0, 6.0] and finite and "0_Linear" in values.grad_norm
+    _, host, finite = probes.read([torch.tensor(float("nan"))])
+    assert not finite
 
 
 def test_first_nonfinite_layer_in_model_order():

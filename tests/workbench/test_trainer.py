@@ -607,3 +607,26 @@ def test_bce_trains_one_logit_and_counts_sigma_above_half_as_class_1():
         z = model(data.val_x)[:, 0]
     assert summary.final_val_accuracy == pytest.approx(float(((z > 0).long() == data.val_y).float().mean()), abs=1e-12)
     assert summary.final_val_accuracy > 0.9  # k = 2 of 6 bits is learnable in 54 steps; an argmax of 1 output is ~½
+
+
+def test_a_run_stopped_inside_its_first_epoch_reports_its_time_and_loss():
+    """A run stopped before any epoch ended used to report 0 s and no loss (issue #12, item 6)."""
+    p = mlp_digits(epochs=1)
+    p.task.batch_size = 8                  # 180 steps in the epoch
+    p.monitor.every_steps = 5
+    trainer = Trainer(p)
+    events: list = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, Metrics) and event.step == 10:
+            trainer.stop()                 # honoured before step 11
+
+    summary = trainer.run(on_event)
+    metrics = [e for e in events if isinstance(e, Metrics)]
+    assert isinstance(events[-1], Stopped) and summary.epochs_completed == 0 and summary.steps == 10
+    assert [m.step for m in metrics] == [5, 10]
+    assert summary.final_train_loss == pytest.approx((metrics[0].loss + metrics[1].loss) / 2)
+    # Metrics carry the training time so far; the summary counts the unfinished epoch's time too
+    assert 0 < metrics[0].seconds < metrics[1].seconds <= summary.seconds
+    assert summary.samples_per_s == pytest.approx(10 * 8 / summary.seconds)
