@@ -85,6 +85,7 @@ def test_eval_reports_validation_figures(tmp_path, capsys):
     assert f"accuracy {100 * summary['best_val_accuracy']:.2f}%" in out
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_eval_of_a_bce_run_reads_the_single_logit(tmp_path, capsys):
     from workbench.spec import preset_from_dict
 
@@ -104,6 +105,11 @@ def test_eval_of_a_bce_run_reads_the_single_logit(tmp_path, capsys):
     assert f"accuracy {100 * summary['final_val_accuracy']:.2f}%" in out
     shown = float(out.split("loss ", 1)[1].split(",", 1)[0])
     assert shown == pytest.approx(summary["final_val_loss"], rel=1e-3)  # the trainer's bce, computed again
+    # export keeps the single logit (σ(z) is the probability of class 1)
+    ts = tmp_path / "bce.pt"
+    assert cli.main(["export", str(run), "--format", "torchscript", "--output", str(ts)]) == 0
+    x = torch.randint(0, 2, (5, 6)).float()
+    assert torch.jit.load(str(ts))(x).shape == (5, 1)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

@@ -38,3 +38,38 @@ def test_predicted_class_of_one_logit_and_of_several_outputs():
     assert predicted_class(one).tolist() == [0, 0, 1, 1]   # σ(z) > ½ (Keras rounds σ; σ(0) = ½ → 0)
     many = torch.tensor([[0.1, 0.9, 0.0], [2.0, -1.0, 1.0]])
     assert predicted_class(many).tolist() == [1, 0]
+
+
+def _keras_binary_crossentropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Keras 2.1.2 by hand, in float64: Dense(1, activation='sigmoid') gives p = σ(z); then
+    keras/backend/tensorflow_backend.py ``binary_crossentropy(target, output)``:
+    p ← clip(p, ε, 1 − ε), l ← log(p / (1 − p)), tf.nn.sigmoid_cross_entropy_with_logits(y, l)
+    = max(l, 0) − l·y + log(1 + exp(−|l|)), written with TensorFlow's two ``where``s (so the
+    gradient at l = 0 is TF's σ(0) − y); ``losses.binary_crossentropy`` means it over the last axis."""
+    p = torch.sigmoid(z).clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
+    logit = torch.log(p / (1 - p))
+    nonnegative = logit >= 0
+    relu_logits = torch.where(nonnegative, logit, torch.zeros_like(logit))
+    neg_abs_logits = torch.where(nonnegative, -logit, logit)
+    return relu_logits - logit * y + torch.log1p(torch.exp(neg_abs_logits))
+
+
+def test_bce_and_its_gradient_equal_keras_formula_in_float64_including_saturated_logits():
+    # inside the clip, at its edge (|z| ≈ 16.118) and saturated far beyond, both labels
+    z = torch.tensor([-60.0, -25.0, -16.5, -16.0, -4.0, -0.5, 0.0, 0.5, 4.0, 16.0, 16.5, 25.0, 60.0] * 2,
+                     dtype=torch.float64)
+    y = torch.tensor([0.0] * 13 + [1.0] * 13, dtype=torch.float64)
+    z_keras = z.clone().requires_grad_(True)
+    keras = _keras_binary_crossentropy(z_keras, y)
+    keras.mean().backward()
+    z_ours = z.clone()[:, None].requires_grad_(True)
+    ours = binary_cross_entropy(z_ours, y.long(), reduction="none")
+    torch.testing.assert_close(ours.double(), keras.detach(), rtol=1e-5, atol=1e-6)
+    binary_cross_entropy(z_ours, y.long()).backward()
+    torch.testing.assert_close(z_ours.grad[:, 0].double(), z_keras.grad, rtol=1e-5, atol=1e-9)
+    saturated = z.abs() > BCE_LOGIT_BOUND
+    assert int(saturated.sum()) == 12 and torch.all(z_keras.grad[saturated] == 0)  # Keras: no gradient there
+    assert torch.all(z_ours.grad[saturated, 0] == 0)
+    # a sure mistake costs −ln ε ≈ 16.12 however large |z| is (an unclipped BCE would say |z|)
+    wrong = saturated & ((z > 0) != (y > 0))
+    assert torch.allclose(ours[wrong].double(), torch.full_like(z[wrong], -math.log(KERAS_EPSILON)), rtol=1e-5)
