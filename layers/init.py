@@ -18,6 +18,8 @@ scheme                     weight                                           bias
 ``kaiming_normal_fan_out`` N(0, 2/fan_out), ``mode="fan_out",               0               Π-Net (mmcv ``KaimingInit``)
                            nonlinearity="relu"``
 ``normal_0.01``            N(0, 0.01²)                                      0               Π-Net head (mmcv ``NormalInit``)
+``glorot_uniform``         ``nn.init.xavier_uniform_``: U(±√(6/(fan_in +     0               Going Deeper (Keras ``Dense``
+                           fan_out)))                                                       defaults)
 =========================  ===============================================  ==============  =================================
 
 Sources: github.com/yyy32/HanNet ``checkerboard_experiments/ann.py`` (``HouseholderNet.initialize``
@@ -25,7 +27,10 @@ and ``Net.initialize`` re-initialise only ``nn.Linear.weight`` and the Household
 biases keep PyTorch's U(−1/√fan_in, 1/√fan_in); commit 09f8dc0, unchanged since 7507e20);
 github.com/grigorisg9gr/polynomial_nets ``classification-NO-activation-function/logs/pinet_norelu.log``
 (commit 210f0d3: "KaimingInit: a=0, mode=fan_out, nonlinearity=relu, distribution=normal, bias=0"
-for every conv, "NormalInit: mean=0, std=0.01, bias=0" for the head).
+for every conv, "NormalInit: mean=0, std=0.01, bias=0" for the head); Keras 2.1.2 ``keras/layers/core.py``
+``Dense(kernel_initializer='glorot_uniform', bias_initializer='zeros')``, the defaults of every Dense
+layer in github.com/kutoga/going_deeper (commit e4d72d8; Keras's kernel is (fan_in, fan_out), PyTorch's
+weight its transpose: the same limit).
 """  # noqa: E501 - the table's rows are wider than a line
 from __future__ import annotations
 
@@ -68,6 +73,11 @@ def _normal_001(weight: torch.Tensor) -> bool:
     return True
 
 
+def _glorot_uniform(weight: torch.Tensor) -> bool:
+    nn.init.xavier_uniform_(weight)
+    return True
+
+
 # scheme -> function(weight) that initialises the weight in place and returns True if the bias is zeroed
 INIT_SCHEMES: dict[str, Callable[[torch.Tensor], bool]] = {
     "default": _keep,
@@ -76,9 +86,10 @@ INIT_SCHEMES: dict[str, Callable[[torch.Tensor], bool]] = {
     "xavier_normal": _xavier_normal,
     "kaiming_normal_fan_out": _kaiming_normal_fan_out,
     "normal_0.01": _normal_001,
+    "glorot_uniform": _glorot_uniform,
 }
 
-LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01")
+LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01", "glorot_uniform")
 CONV_INITS = ("default", "kaiming_normal", "kaiming_normal_fan_out", "orthogonal")
 HOUSEHOLDER_INITS = ("orthogonal", "kaiming_normal", "xavier_normal")
 

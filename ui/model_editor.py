@@ -360,6 +360,7 @@ class ModelEditor(QWidget):
 
     def _make_output_card(self, preset, parent: QWidget) -> EndCard:
         from workbench.datasets import dataset_info
+        from workbench.spec import model_outputs
 
         try:
             info = dataset_info(preset.task.dataset, preset.task.options, preset.task.base_dir)
@@ -369,7 +370,7 @@ class ModelEditor(QWidget):
             what = (f"{info.output_dim} classes" if info.task == "classification"
                     else f"{info.output_dim} target{'s' if info.output_dim != 1 else ''}")
             subtitle = f"{what} · loss: {loss}"
-            expected = (info.output_dim,)
+            expected = (model_outputs(info, preset.task),)  # one logit under loss bce
         except Exception:  # noqa: BLE001 - the card shows what it can
             subtitle, expected = "unknown dataset", None
         report = self.analysis.report if self.analysis is not None else None

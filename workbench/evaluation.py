@@ -354,7 +354,8 @@ def evaluate_model(model: Any, data: Any, preset: Any, checkpoint: CheckpointRef
     import torch.nn.functional as F
 
     from .boundary import boundary_of, boundary_points, is_two_feature
-    from .predictions import BCE_LOGIT_BOUND, class_probabilities, class_scores, forward, loss_kind, target_offset
+    from .losses import binary_cross_entropy
+    from .predictions import class_probabilities, class_scores, forward, loss_kind, target_offset
 
     task = "regression" if data.task == "regression" else "classification"
     kind = loss_kind(preset.task, data.task)
@@ -387,8 +388,7 @@ def evaluate_model(model: Any, data: Any, preset: Any, checkpoint: CheckpointRef
                 one_hot = F.one_hot(y, out.shape[-1]).float()
                 loss_sum += F.mse_loss(out, one_hot, reduction="sum").double() / out.shape[-1]
             elif kind == "bce" and out.shape[-1] == 1:      # Keras's clipped binary cross-entropy
-                z = out.reshape(y.shape).clamp(-BCE_LOGIT_BOUND, BCE_LOGIT_BOUND)
-                loss_sum += F.binary_cross_entropy_with_logits(z, y.float(), reduction="sum").double()
+                loss_sum += binary_cross_entropy(out, y, reduction="sum").double()
             else:
                 loss_sum += F.cross_entropy(class_scores(out), y, reduction="sum").double()
             out = class_scores(out)                        # one logit z → (0, z): two classes

@@ -6,16 +6,13 @@ two always agree with each other and with the trainer's own validation figures.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-__all__ = ["loss_kind", "forward", "class_scores", "class_probabilities", "target_offset", "BCE_LOGIT_BOUND"]
+from .losses import BCE_LOGIT_BOUND  # one definition (Keras's clip), re-exported
 
-#: |logit| beyond which Keras's clipped binary cross-entropy (σ clipped to [1e-7, 1 − 1e-7]) is
-#: constant: ln((1 − 1e-7) / 1e-7) ≈ 16.118 (``task.loss`` "bce").
-BCE_LOGIT_BOUND = math.log((1.0 - 1e-7) / 1e-7)
+__all__ = ["loss_kind", "forward", "class_scores", "class_probabilities", "target_offset", "BCE_LOGIT_BOUND"]
 
 
 def loss_kind(task_spec: Any, data_task: str) -> str:

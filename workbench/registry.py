@@ -43,9 +43,10 @@ class ShapeError(ValueError):
 class BuildContext:
     """What a layer needs beyond its input shape and parameters.
 
-    ``classes``: the dataset's output size (for ``"classes"``). ``body``: a container's sub-layer
-    specs. ``sequence_shape(body, in_shape)`` and ``build_sequence(body, in_shape)`` are supplied by
-    :mod:`workbench.spec` so containers can nest any layers."""
+    ``classes``: the model's output size (for ``"classes"``): the dataset's, 1 under loss bce.
+    ``body``: a container's sub-layer specs. ``sequence_shape(body, in_shape)`` and
+    ``build_sequence(body, in_shape)`` are supplied by :mod:`workbench.spec` so containers can nest
+    any layers."""
 
     classes: int = 10
     body: tuple[Any, ...] = ()
@@ -215,7 +216,7 @@ def _P(  # noqa: N802 - a short name: it fills the declaration tables
 
 def _out_features(default: Any = 64) -> ParamSpec:
     return _P("out_features", "int", default, 'output features; "same" keeps the width, "classes" is the '
-              "dataset's class/target count", 1, 1_000_000, placeholders=("same", "classes"))
+              "dataset's class/target count (1 under loss bce)", 1, 1_000_000, placeholders=("same", "classes"))
 
 
 def _out_channels(default: Any = 16) -> ParamSpec:
@@ -239,7 +240,7 @@ def _padding(default: int = 0) -> ParamSpec:
 # init choices per layer kind: the names of layers.init's tables (LINEAR_INITS, CONV_INITS,
 # HOUSEHOLDER_INITS), repeated here so importing the registry does not import torch; a test keeps
 # the two equal.
-LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01")
+LINEAR_INITS = ("default", "orthogonal", "kaiming_normal", "xavier_normal", "normal_0.01", "glorot_uniform")
 CONV_INITS = ("default", "kaiming_normal", "kaiming_normal_fan_out", "orthogonal")
 HOUSEHOLDER_INITS = ("orthogonal", "kaiming_normal", "xavier_normal")
 
@@ -485,7 +486,8 @@ def _linear_build(s: Shape, p: dict, ctx: BuildContext) -> Any:
 _entry("Linear", "Vanilla", "Fully connected affine map", "y = Wx + b", _TORCH,
        [_out_features(64), _BIAS,
         _P("init", "choice", "default", "weight initialisation: default (PyTorch's), orthogonal (HanNet), "
-           "kaiming_normal (HanNet's FCNet), xavier_normal, normal_0.01 (Π-Net head, bias 0)",
+           "kaiming_normal (HanNet's FCNet), xavier_normal, normal_0.01 (Π-Net head, bias 0), glorot_uniform "
+           "(Keras's Dense default, bias 0: Going Deeper)",
            choices=LINEAR_INITS)],
        ("out_features",), _linear_shape, _linear_build)
 

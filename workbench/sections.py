@@ -32,7 +32,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "exp_curve")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
-LOSSES = ("auto", "cross_entropy", "mse")
+LOSSES = ("auto", "cross_entropy", "mse", "bce")
 AUGMENTS = ("crop", "hflip", "affine", "jitter")
 
 _SPEC = "afwb.param"  # the metadata key of a field's ParamSpec
@@ -83,8 +83,9 @@ class TaskSpec:
     val_split: float = setting(0.1, "fraction of the training data held out for validation (data sets with an "
                                "official test split use it instead)", label="Validation split", lo=0.0, hi=0.9,
                                step=0.05)
-    loss: str = setting("auto", "auto: cross-entropy for classification, MSE for regression", label="Loss",
-                        choices=LOSSES)
+    loss: str = setting("auto", "auto: cross-entropy for classification, MSE for regression; bce: binary "
+                        "cross-entropy of one sigmoid output (two classes; Keras's, σ clipped to [1e-7, 1 − 1e-7])",
+                        label="Loss", choices=LOSSES)
     normalize: bool = setting(True, "standardise inputs (with the training split's mean and std, or the data "
                               "set's published ones)", label="Normalise inputs")
     augment: list[str] = setting([], "augmentations applied to every training batch on the device (image data "

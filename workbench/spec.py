@@ -477,6 +477,10 @@ def _check_sections(p: Preset, problems: list[Problem]) -> Any:
     if info is not None and info.task == "regression" and task.loss == "cross_entropy":
         problems.append(Problem("task.loss", f"{info.name} is a regression task; cross-entropy needs classes",
                                 'set loss to "mse" or "auto"'))
+    if info is not None and task.loss == "bce" and (info.task != "classification" or info.output_dim != 2):
+        what = "a regression task" if info.task == "regression" else f"{info.output_dim} classes"
+        problems.append(Problem("task.loss", f"bce (binary cross-entropy) needs two classes; {info.name} has {what}",
+                                'set loss to "auto"'))
     return info
 
 
@@ -784,22 +788,30 @@ class _Walker:
         return modules, shape
 
 
+def model_outputs(info: Any, task: Any) -> int:
+    """The output size the model must end with: the data set's (one per class or regression target),
+    or 1 under ``loss: "bce"`` (one logit for two classes). ``"classes"`` in a layer resolves to it."""
+    return 1 if getattr(task, "loss", "auto") == "bce" else int(info.output_dim)
+
+
 def _check_output(info: Any, out: tuple[int, ...] | None, p: Preset, problems: list[Problem]) -> None:
     if info is None or out is None:
         return
     if not p.model.layers:
         return
-    want = (info.output_dim,)
+    want = (model_outputs(info, p.task),)
     if tuple(out) == want:
         return
     last = f"model.layers[{len(p.model.layers) - 1}]"
     what = "one per class" if info.task == "classification" else "one per regression target"
+    if p.task.loss == "bce":
+        what = "one logit: loss bce"
     if len(out) != 1:
         fix = 'add a Flatten and then a Linear with out_features "classes"'
     else:
         fix = 'end with a Linear (or ZLinear) whose out_features is "classes"'
     problems.append(Problem(last, f"the network ends with shape {_shape_text(out)} but {info.name} needs "
-                                  f"{info.output_dim} outputs ({what})", fix))
+                                  f"{want[0]} output{'s' if want[0] != 1 else ''} ({what})", fix))
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -821,7 +833,7 @@ def _analyse(p: Preset, count: bool) -> ShapeReport:
     if _layer_count(layers, MAX_LAYERS) > MAX_LAYERS:
         problems.append(_too_many_layers())
         return ShapeReport(in_shape, None, [], 0, 0, problems)
-    classes = info.output_dim if info is not None else 10
+    classes = model_outputs(info, p.task) if info is not None else 10
     walker = _Walker(classes, problems, count=count)
     out, rows = walker.walk(layers, in_shape, "model")
     _check_output(info, out, p, problems)
@@ -861,7 +873,7 @@ def build_model(p: Preset) -> Any:
     if problems:
         raise SpecError(problems)
     info = dataset_info(p.task.dataset, p.task.options, p.task.base_dir)
-    walker = _Walker(info.output_dim, [])
+    walker = _Walker(model_outputs(info, p.task), [])
     modules, _ = walker.build_list(p.model.layers, tuple(info.input_shape), "model")
     named = [(layer_name(i, layer), module) for i, (layer, module) in enumerate(zip(p.model.layers, modules))]
     return SpecModel(named, [layer.type for layer in p.model.layers], tuple(info.input_shape))

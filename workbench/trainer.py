@@ -42,6 +42,7 @@ from .datasets import LoadCancelled
 from .distributed import ProcessContext, SingleProcess
 from .events import DataProgress, EpochEnd, Failed, Finished, Metrics, RunStarted, RunSummary, Stopped
 from .hooks import EmitHook
+from .losses import binary_cross_entropy, predicted_class
 from .probes import Probes, ProbeValues, first_nonfinite_layer
 from .sections import TrainSpec
 
@@ -542,12 +543,16 @@ class Trainer:
                 raise _RunFailure("task.loss 'cross_entropy' does not fit the regression data set "
                                   f"'{self.data.name}'", "set task.loss to 'auto' or 'mse'")
             return "mse"
+        if loss == "bce":
+            return "bce"
         return "mse_onehot" if loss == "mse" else "cross_entropy"
 
     # ---------------------------------------------------------------------------------------------
     def _compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_kind == "cross_entropy":
             return F.cross_entropy(out.float(), y)
+        if self.loss_kind == "bce":
+            return binary_cross_entropy(out, y)
         if self.loss_kind == "mse_onehot":
             return F.mse_loss(out.float(), F.one_hot(y, out.shape[-1]).float())
         return F.mse_loss(out.float().reshape(y.shape), y)
@@ -777,7 +782,7 @@ class Trainer:
         if win_out:
             outs = win_out[0] if k == 1 else torch.cat(win_out)
             ys = win_y[0] if k == 1 else torch.cat(win_y)
-            extra.append((outs.argmax(-1) == ys).sum(dtype=torch.float32))
+            extra.append((predicted_class(outs) == ys).sum(dtype=torch.float32))
         if not self.process.distributed:
             values, host, finite = self.probes.read(extra)
             losses = host[:k]
@@ -843,9 +848,9 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------
     def _loss_floor(self) -> float:
-        """The loss of an uninformed model: ln(classes) for cross-entropy (a uniform guess), 1 for
-        mean squared error (on standardised targets, or on one-hot targets an upper bound)."""
-        if self.loss_kind == "cross_entropy":
+        """The loss of an uninformed model: ln(classes) for cross-entropy (a uniform guess; ln 2 for
+        bce), 1 for mean squared error (on standardised targets, or on one-hot targets an upper bound)."""
+        if self.loss_kind in ("cross_entropy", "bce"):
             return math.log(max(2, int(self.data.output_dim)))
         return 1.0
 
@@ -904,7 +909,7 @@ class Trainer:
             out = self._forward(x)
             loss_sum += self._compute_loss(out, y) * y.shape[0]
             if classification:
-                correct += (out.argmax(-1) == y).sum()
+                correct += (predicted_class(out) == y).sum()
         model.train()
         parts = [loss_sum.float(), correct.float()]
         if proc.distributed:

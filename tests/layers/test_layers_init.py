@@ -42,6 +42,19 @@ def test_pinet_schemes_zero_the_bias():
     assert _std(head.weight) == pytest.approx(0.01, rel=0.03) and torch.count_nonzero(head.bias) == 0
 
 
+def test_glorot_uniform_is_keras_dense_default_with_zero_bias():
+    # Keras 2.1.2 Dense: kernel_initializer='glorot_uniform' = VarianceScaling(1, fan_avg, uniform):
+    # U(±√(6/(fan_in + fan_out))), bias_initializer='zeros' (Going Deeper's every Dense layer)
+    torch.manual_seed(0)
+    m = init_weight_(nn.Linear(300, 500), "glorot_uniform")
+    limit = math.sqrt(6 / (300 + 500))
+    assert float(m.weight.detach().abs().max()) <= limit
+    assert _std(m.weight) == pytest.approx(limit / math.sqrt(3), rel=0.02)  # uniform: std = limit/√3
+    assert torch.count_nonzero(m.bias) == 0
+    from workbench.registry import get_entry
+    assert "glorot_uniform" in get_entry("Linear").param("init").choices
+
+
 def test_default_changes_nothing_and_unknown_names_are_refused():
     torch.manual_seed(0)
     a = nn.Linear(5, 3)

@@ -57,6 +57,9 @@ def test_every_builtin_preset_shows_its_layers(make_window, key) -> None:
     assert len(window.editor._top_cards) == len(preset.model.layers)
     assert window.run_block_reason() is None, window.run_block_reason()
     assert_cards_match_report(window)
+    # the output card expects what the model gives (one logit under loss bce: infinite-parity)
+    expected = f"expects {format_shape(infer_shapes(preset).output_shape)}"
+    assert window.editor.output_card.detail.text() == expected
 
 
 def test_impossible_edit_marks_the_card_and_blocks_run(main_window, qtbot) -> None:

@@ -208,14 +208,16 @@ def test_gui_stays_responsive_while_training(make_window, qtbot, one_torch_threa
     print(f"longest GUI gap while training {STEPS} steps: {worst:.1f} ms of the app's "
           f"({meter.gaps[i]:.1f} ms on the clock; longest on the clock {max(meter.gaps):.1f} ms) "
           f"over {len(meter.gaps)} ticks; reference work {meter.reference.median():.2f} ms "
-          f"(min {min(meter.reference.samples_ms):.2f}, max {max(meter.reference.samples_ms):.2f}, n={len(meter.reference.samples_ms)}); "
-          f"limit {limit:.1f} ms; {full} full GC collections; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"(min {min(meter.reference.samples_ms):.2f}, max {max(meter.reference.samples_ms):.2f}, "
+          f"n={len(meter.reference.samples_ms)}); limit {limit:.1f} ms; {full} full GC collections; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     top = sorted(range(len(meter.app_gaps)), key=meter.app_gaps.__getitem__)[-3:]
     detail = "; ".join(
         f"tick {k}: {meter.app_gaps[k]:.1f} of {meter.gaps[k]:.1f} ms, GUI thread (cpu, queued) "
         f"{_ms(meter.parts[k][0])}, training thread {_ms(meter.parts[k][1])}" for k in reversed(top))
     print("longest gaps:", detail)
     assert worst < limit, (f"the GUI thread stalled for {worst:.0f} ms while training, more than {limit:.0f} ms "
-                           f"({STALL_REFERENCES} × the reference work's {meter.reference.median():.1f} ms + the timer's and "
-                           f"the GIL's intervals); {meter.gaps[i]:.0f} ms on the clock, the rest waiting for a CPU. "
+                           f"({STALL_REFERENCES} × the reference work's {meter.reference.median():.1f} ms + "
+                           f"the timer's and the GIL's intervals); {meter.gaps[i]:.0f} ms on the clock, "
+                           "the rest waiting for a CPU. "
                            f"Longest gaps: {detail}")

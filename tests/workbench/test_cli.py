@@ -86,6 +86,34 @@ def test_eval_reports_validation_figures(tmp_path, capsys):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_eval_of_a_bce_run_reads_the_single_logit(tmp_path, capsys):
+    from workbench.spec import preset_from_dict
+
+    p = preset_from_dict({
+        "name": "bce parity", "task": {"dataset": "parity", "batch_size": 100, "val_split": 0.25, "loss": "bce",
+                                       "normalize": False,
+                                       "options": {"n_inputs": 6, "k_active": 2, "n_samples": 1200}},
+        "model": {"layers": [{"type": "Linear", "params": {"out_features": 16}}, {"type": "ReLU"},
+                             {"type": "Linear", "params": {"out_features": "classes"}}]},
+        "train": {"optimizer": "adam", "lr": 0.01, "epochs": 6, "device": "cpu"}})
+    save_preset(p, tmp_path / "bce.json")
+    assert cli.main(["train", str(tmp_path / "bce.json"), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = Path(capsys.readouterr().out.splitlines()[0].split("run folder: ", 1)[1])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_val_accuracy"] > 0.9  # seeded; an argmax over one output would say ~50%
+    assert cli.main(["eval", str(run), "--checkpoint", "last"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {100 * summary['final_val_accuracy']:.2f}%" in out
+    shown = float(out.split("loss ", 1)[1].split(",", 1)[0])
+    assert shown == pytest.approx(summary["final_val_loss"], rel=1e-3)  # the trainer's bce, computed again
+    # export keeps the single logit (σ(z) is the probability of class 1)
+    ts = tmp_path / "bce.pt"
+    assert cli.main(["export", str(run), "--format", "torchscript", "--output", str(ts)]) == 0
+    x = torch.randint(0, 2, (5, 6)).float()
+    assert torch.jit.load(str(ts))(x).shape == (5, 1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_torchscript_and_onnx(tmp_path, capsys):
     import onnx
 

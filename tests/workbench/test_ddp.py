@@ -188,6 +188,39 @@ def test_infinite_depth_changes_during_a_two_process_run_and_both_ranks_agree(tm
     assert max(abs(a - b) for a, b in zip(_losses(events), _losses(single))) <= 1e-5
 
 
+def _bce_parity_preset():
+    """Parity (6 bits, target the XOR of 2) with one logit and Keras's binary cross-entropy, the
+    Going-Deeper head; no dropout or BatchNorm, so two ranks train as one process does."""
+    return preset_from_dict({
+        "format": "afwb.preset/1", "name": "bce under DDP",
+        "task": {"dataset": "parity", "batch_size": 100, "val_split": 0.25, "loss": "bce", "normalize": False,
+                 "options": {"n_inputs": 6, "k_active": 2, "n_samples": 1200}},
+        "model": {"layers": [{"type": "Linear", "params": {"out_features": 16}}, {"type": "ReLU"},
+                             {"type": "Linear", "params": {"out_features": "classes"}}]},
+        "train": {"optimizer": "adam", "lr": 0.01, "epochs": 6, "seed": 0, "device": "cpu"},
+        "monitor": {"every_steps": 3, "checkpoints": False},
+    })
+
+
+def test_bce_accuracy_and_loss_reduced_over_two_ranks_read_the_single_logit(tmp_path):
+    """Under DDP the window's correct predictions and the validation counts are summed over the
+    ranks: with one logit they must count z > 0 as class 1 (an argmax over one output says class 0
+    always, ~50 %), and agree with one process on the same global batches."""
+    summary, events, launch = _launch(_bce_parity_preset(), tmp_path / "run")
+    assert summary.status == "finished", (summary.message, list(launch._tail)[-10:])
+    single: list = []
+    Trainer(_bce_parity_preset()).run(single.append)
+    two_m = [e for e in events if isinstance(e, Metrics)]
+    one_m = [e for e in single if isinstance(e, Metrics)]
+    assert [m.step for m in two_m] == [m.step for m in one_m]
+    assert max(abs(a.loss - b.loss) for a, b in zip(two_m, one_m)) <= 1e-5
+    assert [m.accuracy for m in two_m] == pytest.approx([m.accuracy for m in one_m], abs=0.02)
+    two_e = [e.val_accuracy for e in events if isinstance(e, EpochEnd)]
+    one_e = [e.val_accuracy for e in single if isinstance(e, EpochEnd)]
+    assert two_e == pytest.approx(one_e, abs=0.02)
+    assert summary.final_val_accuracy > 0.9 and two_m[-1].accuracy > 0.9  # seeded; learnable in 54 steps
+
+
 def _rank_pids(mark: str, rank: int) -> list[int]:
     """Processes whose environment holds AFWB_TEST_MARK=mark and RANK=rank (a torchrun worker)."""
     found = []

@@ -131,6 +131,12 @@ def test_twist_and_going_deeper_presets_follow_the_originals():
     opts = parity.task.options
     train_size = opts["n_samples"] - round(opts["n_samples"] * parity.task.val_split)
     assert opts["fresh_batches"] and parity.train.epochs * train_size // parity.task.batch_size == 100_000
+    # experiment_00_xor.py on Keras 2.1.2: every Dense glorot-uniform with zero bias, BatchNormalization's
+    # momentum 0.99 / epsilon 1e-3, a frozen Dense(1, sigmoid) head with binary cross-entropy
+    linears = [parity.model.layers[0], parity.model.layers[2].body[0], parity.model.layers[3]]
+    assert all(layer.type == "Linear" and layer.params["init"] == "glorot_uniform" for layer in linears)
+    assert parity.model.layers[2].body[1].params == {"eps": 1e-3, "momentum": 0.01}
+    assert parity.task.loss == "bce" and infer_shapes(parity).output_shape == (1,)
     mnist = load_builtin("infinite-mnist")
     frozen = [i for i, layer in enumerate(mnist.model.layers) if layer.trainable is False]
     assert all(mnist.model.layers[i + 1].type != "ReLU" for i in frozen[:-1])  # Keras layers are linear

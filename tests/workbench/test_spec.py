@@ -240,6 +240,21 @@ def test_regression_rejects_cross_entropy():
     assert paths(validate(preset_from_dict(d))) == ["task.loss"]
 
 
+def test_bce_needs_two_classes_and_one_logit_and_classes_resolves_to_it():
+    head = {"type": "Linear", "params": {"out_features": "classes"}}
+    parity = doc([{"type": "Linear", "params": {"out_features": 8}}, {"type": "ReLU"}, head],
+                 dataset="parity", loss="bce", normalize=False)
+    p = preset_from_dict(parity)
+    assert validate(p) == [] and infer_shapes(p).output_shape == (1,)  # one logit for two classes
+    assert build_model(p)(torch.zeros(3, 8)).shape == (3, 1)
+    two = preset_from_dict({**parity, "model": {"layers": [{"type": "Linear", "params": {"out_features": 2}}]}})
+    problems = validate(two)
+    assert paths(problems) == ["model.layers[0]"] and "needs 1 output (one logit: loss bce)" in problems[0].message
+    for dataset, what in (("digits", "10 classes"), ("diabetes", "a regression task")):
+        problems = validate(preset_from_dict(doc([{"type": "Flatten"}, head], dataset=dataset, loss="bce")))
+        assert paths(problems) == ["task.loss"] and what in problems[0].message and '"auto"' in problems[0].fix
+
+
 # -------------------------------------------------------------------------------- shapes and build
 def test_infer_shapes_report():
     d = doc([{"type": "Flatten"}, {"type": "Linear", "params": {"out_features": 16}, "trainable": False},

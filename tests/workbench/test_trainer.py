@@ -595,6 +595,32 @@ def test_fresh_batch_runs_repeat_and_resume_to_the_same_weights(tmp_path):
     assert (last(straight).loss, last(straight).accuracy) == (last(resumed).loss, last(resumed).accuracy)
 
 
+def test_bce_trains_one_logit_and_counts_sigma_above_half_as_class_1():
+    # Going Deeper's head: Dense(1, sigmoid) + binary_crossentropy; the window accuracy and the
+    # validation accuracy must read the single logit (z > 0), not an argmax over one output
+    from workbench.losses import binary_cross_entropy
+
+    p = fresh_parity(epochs=6)
+    p.task.loss = "bce"
+    trainer = RecordingTrainer(p)
+    events: list = []
+    summary = trainer.run(events.append)
+    assert summary.status == "finished" and trainer.seen_out[0].shape == (100, 1)
+    correct = [int(((o[:, 0] > 0).long() == y).sum()) for o, y in zip(trainer.seen_out, trainer.seen_y)]
+    previous = 0
+    for m in (e for e in events if isinstance(e, Metrics)):
+        window = range(previous, m.step)
+        assert m.accuracy == pytest.approx(sum(correct[i] for i in window) / (100 * len(window)), abs=1e-12)
+        losses = [float(binary_cross_entropy(trainer.seen_out[i], trainer.seen_y[i])) for i in window]
+        assert m.loss == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+        previous = m.step
+    model, data = trainer.model.eval(), trainer.data
+    with torch.no_grad():
+        z = model(data.val_x)[:, 0]
+    assert summary.final_val_accuracy == pytest.approx(float(((z > 0).long() == data.val_y).float().mean()), abs=1e-12)
+    assert summary.final_val_accuracy > 0.9  # k = 2 of 6 bits is learnable in 54 steps; an argmax of 1 output is ~½
+
+
 def test_a_run_stopped_inside_its_first_epoch_reports_its_time_and_loss():
     """A run stopped before any epoch ended used to report 0 s and no loss (issue #12, item 6)."""
     p = mlp_digits(epochs=1)
