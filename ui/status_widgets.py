@@ -67,6 +67,12 @@ class TrainingStatus(QWidget):
         self.failure: Failed | None = None
 
     # ------------------------------------------------------------------ feeding
+    def _fit_progress_text(self, longest: str) -> None:
+        """Widen the progress bar (never below 200 px) so its longest text for this run fits on one
+        line: 'epoch 206/600 · step 3502/10200' wrapped at 200 px."""
+        needed = self.progress.fontMetrics().horizontalAdvance(longest) + 24
+        self.progress.setFixedWidth(max(200, needed))
+
     def run_starting(self, label: str) -> None:
         self.failure = None
         self._started = None
@@ -89,6 +95,8 @@ class TrainingStatus(QWidget):
                 self.progress.setValue(event.start_step)
                 self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.epochs} · step "
                                         f"{event.start_step}/{event.total_steps}")
+                self._fit_progress_text(f"epoch {event.epochs}/{event.epochs} · step "
+                                        f"{event.total_steps}/{event.total_steps}")
                 self.device.setText(f"device: {event.device_name or event.device}")
                 self.message.setText("Training")
                 self._show(f"Training {event.preset_name} on {event.device_name or event.device}")
