@@ -42,6 +42,15 @@ class _Adapter(QObject):
         self._stop = stop
         self._lock = lock
 
+    @Slot()
+    def lower_priority(self) -> None:
+        """Run below the GUI, as the training thread does. A slot of this object, which lives in
+        the evaluation thread, so it runs there: a plain function connected to ``started`` ran on
+        the GUI thread and lowered the GUI's own priority by 5 at each evaluation (to 19)."""
+        from ui.worker import _lower_thread_priority
+
+        _lower_thread_priority()
+
     def _cancelled(self, key: str) -> bool:
         with self._lock:
             return key in self._stop or "*" in self._stop
@@ -114,7 +123,7 @@ class EvaluationRunner(QObject):
         self._adapter.done.connect(self._on_done)
         self._adapter.failed.connect(self._on_failed)
         self._adapter.cancelled.connect(self._on_cancelled)
-        self._thread.started.connect(_lower_priority)
+        self._thread.started.connect(self._adapter.lower_priority)
         self._thread.start()
 
     def request(self, run_dir: Path | str, which: str = "best", *, data_root: Path | None = None,
@@ -188,9 +197,3 @@ class EvaluationRunner(QObject):
         self._pending.clear()
         return True
 
-
-def _lower_priority() -> None:
-    """The evaluation thread runs below the GUI, as the training thread does."""
-    from ui.worker import _lower_thread_priority
-
-    _lower_thread_priority()

@@ -80,8 +80,11 @@ def evaluated(qtbot, page: EvaluateWorkspace, f: RunFacts):
 
 # ------------------------------------------------------------------------------ classification
 def test_evaluation_runs_off_the_gui_thread_with_progress_then_reopens_from_the_cache(qtbot, page, runs, monkeypatch):
+    import os
+
     import workbench.evaluation as evaluation
 
+    gui_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     threads = []
     real = evaluation.evaluate_model
     monkeypatch.setattr(evaluation, "evaluate_model",
@@ -96,6 +99,8 @@ def test_evaluation_runs_off_the_gui_thread_with_progress_then_reopens_from_the_
         pass
     key, ev, from_cache = blocker.args
     assert not from_cache and threads and threads[0] != threading.get_ident()
+    # the evaluation thread runs below the GUI; the GUI thread's own priority is untouched
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_priority
     assert ("evaluating", 1, 1) in progress and not page.progress.isVisible()
     assert page.evaluation is ev and page.stack.currentWidget() is page.views_scroll
     assert f"accuracy {100 * read_summary(run).best_val_accuracy:.2f}%" in page.summary.text()
