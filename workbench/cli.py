@@ -495,14 +495,7 @@ def _train(args: argparse.Namespace) -> int:
         return _rank_exit(summary, process, speaks)
     line = summary_line(summary)
     print(line, flush=True)
-    if summary.status == "failed":
-        print(f"error: {summary.message}", file=sys.stderr)
-        if summary.hint:
-            print(f"hint: {summary.hint}", file=sys.stderr)
-        return 1
-    if summary.status == "stopped":
-        return 130 if interrupted["flag"] else 1
-    return 0
+    return _exit_code(summary, interrupted["flag"])
 
 
 def _check_launch_devices(preset: Any, nproc: int) -> None:
@@ -553,13 +546,19 @@ def _launch(args: argparse.Namespace, preset: Any, run_dir: Path) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     print(summary_line(summary), flush=True)
+    return _exit_code(summary, interrupted["flag"])
+
+
+def _exit_code(summary: Any, interrupted: bool) -> int:
+    """``train``'s exit status for the run's summary: 0 finished; 1 failed (its message and hint on
+    stderr) or stopped; 130 stopped by Ctrl+C."""
     if summary.status == "failed":
         print(f"error: {summary.message}", file=sys.stderr)
         if summary.hint:
             print(f"hint: {summary.hint}", file=sys.stderr)
         return 1
     if summary.status == "stopped":
-        return 130 if interrupted["flag"] else 1
+        return 130 if interrupted else 1
     return 0
 
 

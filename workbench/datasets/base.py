@@ -189,6 +189,23 @@ class DatasetEntry:
         return self.download is not None
 
 
+def stat_data_file(path: Path, what: str, choose: str) -> os.stat_result:
+    """``os.stat`` of a user's data file (``what``: "CSV file", ".npz file"), or a :class:`DataError`
+    on ``task.options.path`` naming the file: missing, unreadable, or not a file (``choose`` is the
+    fix for the last, e.g. "choose a CSV file")."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}", "check task.options.path, or choose the file with Import… "
+                        "(a relative path is read from the preset file's folder)", option="path") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}", "check the file and its permissions",
+                        option="path") from None
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a file", choose, option="path")
+    return st
+
+
 def resolve_path(value: str | os.PathLike[str], base_dir: Path | str | None) -> Path:
     """``value`` with ``~`` expanded; a relative path is taken relative to ``base_dir`` (the preset
     file's folder; the working directory when None)."""

@@ -16,14 +16,13 @@ from __future__ import annotations
 import csv
 import functools
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from workbench.datasets.base import DataError, Described, LoadRequest, RawData, resolve_path
+from workbench.datasets.base import DataError, Described, LoadRequest, RawData, resolve_path, stat_data_file
 from workbench.params import ParamSpec
 from workbench.problems import did_you_mean
 
@@ -107,16 +106,7 @@ def _has_header(rows: list[list[str]]) -> bool:
 def read_table(path: Path | str) -> Table:
     """The CSV at ``path``, parsed (cached while its size and modification time stay the same)."""
     path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f"CSV file not found: {path}", "check task.options.path, or choose the file with "
-                        "Import… (a relative path is read from the preset file's folder)", option="path") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}", "check the file and its permissions",
-                        option="path") from None
-    if not os.path.isfile(path):
-        raise DataError(f"{path} is not a file", "choose a CSV file", option="path")
+    st = stat_data_file(path, "CSV file", "choose a CSV file")
     return _read_table(str(path), st.st_size, st.st_mtime_ns)
 
 

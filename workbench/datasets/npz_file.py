@@ -10,7 +10,6 @@ named by an optional string array ``class_names`` in the file when ``y`` holds 0
 from __future__ import annotations
 
 import functools
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from workbench.datasets.base import DataError, Described, LoadRequest, RawData, resolve_path
+from workbench.datasets.base import DataError, Described, LoadRequest, RawData, resolve_path, stat_data_file
 from workbench.params import ParamSpec
 
 __all__ = ["OPTIONS", "describe_npz", "load_npz"]
@@ -56,16 +55,7 @@ def _header(options: Mapping[str, Any], base_dir: Path | None) -> _Header:
         raise DataError("no .npz file chosen", "set task.options.path (in the app: Task → Dataset options → "
                         "Import…)", option="path")
     path = resolve_path(options["path"], base_dir)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f".npz file not found: {path}", "check task.options.path, or choose the file with Import… "
-                        "(a relative path is read from the preset file's folder)", option="path") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}", "check the file and its permissions",
-                        option="path") from None
-    if not os.path.isfile(path):
-        raise DataError(f"{path} is not a file", "choose a NumPy .npz file", option="path")
+    st = stat_data_file(path, ".npz file", "choose a NumPy .npz file")
     return _read_header(str(path), st.st_size, st.st_mtime_ns)
 
 
