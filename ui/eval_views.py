@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QBoxLayout, QCheckBox, QHBoxLa
                                QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ui.plots import (EXPORT_SCALE, TAB10, Curve, PlotPanel, _color_axes, _Exportable,
-                      _FollowsTheme, _style_axes, _ThemedPlot, _title_html, theme_colors)
+                      _FollowsTheme, _ThemedPlot, _title_html, theme_colors)
 
 __all__ = ["ConfusionMatrixPanel", "PerClassTable", "MistakesGallery", "BoundaryPlot", "DecisionBoundaryView",
            "RegressionView", "class_color", "boundary_rgb", "CELL_TEXT_LIMIT", "GALLERY_SHOWN"]
@@ -101,13 +101,8 @@ class ConfusionMatrixPanel(_ThemedPlot):
         super().__init__(parent=parent)
         self.setObjectName("confusionMatrix")
         self.export_name = "confusion"
-        self._bg, self._fg, _ = theme_colors()
         self.ci.setContentsMargins(4, 4, 12, 4)
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
-        item = self.plot_item
-        item.setLabel("bottom", "predicted class", color=self._fg.name())
-        item.setLabel("left", "true class", color=self._fg.name())
-        _style_axes(item)
+        item = self._add_labelled_plot("predicted class", "true class")
         item.invertY(True)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
@@ -742,13 +737,8 @@ class BoundaryPlot(_ThemedPlot):
         super().__init__(parent=parent)
         self.setObjectName("boundaryPlot")
         self.export_name = "decision_boundary"
-        self._bg, self._fg, _ = theme_colors()
         self.ci.setContentsMargins(4, 4, 12, 4)
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
-        item = self.plot_item
-        item.setLabel("bottom", "feature 1", color=self._fg.name())
-        item.setLabel("left", "feature 2", color=self._fg.name())
-        _style_axes(item)
+        item = self._add_labelled_plot("feature 1", "feature 2")
         item.setAspectLocked(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         item.addItem(self.image)

@@ -22,7 +22,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -334,6 +334,7 @@ class _ThemedPlot(_FollowsTheme, pg.GraphicsLayoutWidget, _Exportable):
 
     _theme: tuple | None = None   # the (background, text) colours last applied
     _title = ""
+    plot_item: pg.PlotItem
 
     def restyle(self, force: bool = False) -> None:
         """Take the background and text colours from the application palette (a no-op when they
@@ -352,6 +353,16 @@ class _ThemedPlot(_FollowsTheme, pg.GraphicsLayoutWidget, _Exportable):
 
     def _restyle_items(self, bg: QColor, fg: QColor) -> None:
         """Colour what this plot adds beyond background, axes and title."""
+
+    def _add_labelled_plot(self, x_label: str, y_label: str, **kwargs: Any) -> pg.PlotItem:
+        """Take the palette's colours and add :attr:`plot_item` at (0, 0) (``kwargs`` go to
+        ``addPlot``) with its axes labelled and styled."""
+        self._bg, self._fg, _ = theme_colors()
+        item = self.plot_item = self.addPlot(row=0, col=0, **kwargs)
+        item.setLabel("bottom", x_label, color=self._fg.name())
+        item.setLabel("left", y_label, color=self._fg.name())
+        _style_axes(item)
+        return item
 
     def _adopt_popups(self, *items: pg.PlotItem) -> None:
         """Make this widget the parent of pyqtgraph's pop-ups: each item's context menus (ViewBox
@@ -389,16 +400,11 @@ class PlotPanel(_ThemedPlot):
         super().__init__(parent=parent)
         self.setObjectName(object_name)
         self.export_name = object_name
-        self._bg, self._fg, _ = theme_colors()
-        self.setBackground(self._bg)
         self.ci.setContentsMargins(4, 4, 14, 4)   # room on the right for the last x tick's label
         self.ci.setSpacing(2)
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0, axisItems={"left": LogAxis("left")})
-        item = self.plot_item
+        item = self._add_labelled_plot(x_label, y_label, axisItems={"left": LogAxis("left")})
+        self.setBackground(self._bg)
         self.set_title(title)
-        item.setLabel("bottom", x_label, color=self._fg.name())
-        item.setLabel("left", y_label, color=self._fg.name())
-        _style_axes(item)
         # No grid: in the software (raster) painter grid lines cost 3x the rest of a redraw.
         item.setLogMode(x=False, y=log_y)
         item.setDownsampling(auto=True, mode="peak")
@@ -715,12 +721,7 @@ class HeatmapPanel(_ThemedPlot):
         super().__init__(parent=parent)
         self.setObjectName("gradNormHeatmap")
         self.export_name = "gradNormHeatmap"
-        self._bg, self._fg, _ = theme_colors()
-        self.plot_item: pg.PlotItem = self.addPlot(row=0, col=0)
-        item = self.plot_item
-        item.setLabel("bottom", "step", color=self._fg.name())
-        item.setLabel("left", "layer", color=self._fg.name())
-        _style_axes(item)
+        item = self._add_labelled_plot("step", "layer")
         item.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         item.addItem(self.image)
