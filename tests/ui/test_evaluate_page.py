@@ -250,14 +250,23 @@ def test_a_run_without_checkpoint_or_not_on_disk_says_why(qtbot, page, tmp_path)
     assert "training" in page.body.text() and "best checkpoint" in page.body.text()
 
 
-def test_closing_during_an_evaluation_ends_its_thread_and_starts_no_other(qtbot, page, runs, tmp_path):
+def test_closing_during_an_evaluation_ends_its_thread_and_starts_no_other(qtbot, page, runs, tmp_path, monkeypatch):
     import shutil
 
+    import workbench.evaluation as evaluation
+
+    # the evaluation is held before its forward pass until the page is closing: a small run's
+    # evaluation could otherwise end before the test looks (busy() False on a fast machine)
+    gate = threading.Event()
+    real = evaluation.evaluate_model
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *a, **k: (gate.wait(120), real(*a, **k))[1])
     run = tmp_path / "copy"
     shutil.copytree(runs["digits"], run, ignore=shutil.ignore_patterns("evaluation"))   # nothing cached
     with qtbot.waitSignal(page.runner.progress, timeout=EVAL_TIMEOUT_MS):
         page.set_run(facts(run))
     assert page.runner.busy()
+    page.runner.cancel(None)
+    gate.set()
     assert page.shutdown(10_000)
     qtbot.wait(50)                                     # the cancelled signal arrives: no new request
     assert page.runner._thread is None and page.runner.pending() == []
