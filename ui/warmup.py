@@ -17,6 +17,12 @@ collection. Later collections then skip the ~10⁶ start-up objects: a full coll
 the run itself allocated, not the size of torch. The first run imports nothing heavy and stalls
 the GUI no more than later runs (``bench/gui_latency.py --first-run``).
 
+The same thread then reads the preset's embedded data set into memory (its registry entry's
+``prefetch``: parsing scikit-learn's digits CSV held the GIL ~30 ms, which the GUI thread waited for
+at the first Run), and once it is done :func:`warm_after_start` has the window lay out its hidden
+workspaces (:meth:`ui.main_window.MainWindow.prepare_hidden_workspaces`), so the Train workspace's
+first show at the first Run resizes and re-lays out nothing.
+
 Only :func:`ui.app.main` (and the benchmark that imitates it) starts a warmer: tests share one
 process and must not freeze each other's objects.
 """
@@ -25,17 +31,21 @@ from __future__ import annotations
 import gc
 import importlib
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 from PySide6.QtCore import QObject, Signal
 
-__all__ = ["ImportWarmer", "RUN_MODULES", "modules_for_dataset", "warm_after_start"]
+__all__ = ["ImportWarmer", "RUN_MODULES", "modules_for_dataset", "prefetch_for_dataset", "warm_after_start"]
 
 #: Imported by every training run (the trainer, its helpers, the optimisers' ``torch._dynamo``).
 RUN_MODULES: tuple[str, ...] = (
     "workbench.trainer", "workbench.data", "workbench.runs", "workbench.schedules", "workbench.devices",
     "workbench.probes", "workbench.model", "torch.optim", "torch._dynamo",
     "torch.utils.serialization",   # torch.save of the checkpoints
+    "workbench.boundary",          # the app's live decision-boundary hook
+    "workbench.evaluation",        # imported on the GUI thread when a run starts (the runs list)
+    "workbench.predictions",       # the evaluation of each run as it ends
+    "platformdirs",                # the default data and runs folders
 )
 
 def modules_for_dataset(dataset: str) -> tuple[str, ...]:
@@ -45,6 +55,15 @@ def modules_for_dataset(dataset: str) -> tuple[str, ...]:
 
     entry = DATASETS.get(dataset) if isinstance(dataset, str) else None
     return RUN_MODULES + (entry.imports if entry is not None else ())
+
+
+def prefetch_for_dataset(dataset: str) -> Callable[[], object] | None:
+    """What reads ``dataset``'s embedded files into memory ahead of the first run (its registry
+    entry's ``prefetch``; None for the others)."""
+    from workbench.datasets import DATASETS
+
+    entry = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    return entry.prefetch if entry is not None else None
 
 
 class ImportWarmer(QObject):
@@ -66,25 +85,32 @@ class ImportWarmer(QObject):
         self._gc_was_enabled = gc.isenabled()
         self._done.connect(self._on_done)
 
-    def start(self, modules: Iterable[str]) -> None:
-        """Import ``modules`` (those not imported yet) in a daemon thread; at most once."""
+    def start(self, modules: Iterable[str], prefetch: Callable[[], object] | None = None) -> None:
+        """Import ``modules`` (those not imported yet) in a daemon thread, then call ``prefetch`` there
+        (the data set's :attr:`~workbench.datasets.base.DatasetEntry.prefetch`); at most once."""
         if self._thread is not None:
             return
         names = [m for m in dict.fromkeys(modules)]
         self._gc_was_enabled = gc.isenabled()
         gc.disable()   # no collection over the whole heap while ~10⁶ objects are created
-        self._thread = threading.Thread(target=self._run, args=(names,), name="afwb-import-warmup", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(names, prefetch), name="afwb-import-warmup",
+                                        daemon=True)
         self._thread.start()
 
     def is_running(self) -> bool:
         return self._thread is not None and not self.is_finished
 
-    def _run(self, names: list[str]) -> None:
+    def _run(self, names: list[str], prefetch: Callable[[], object] | None) -> None:
         for name in names:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - an optional library may be missing; the run says so
                 self.failed.append(name)
+        if prefetch is not None:
+            try:
+                prefetch()
+            except Exception:  # noqa: BLE001 - a data set that cannot be read: the run reports it
+                self.failed.append(getattr(prefetch, "__name__", "prefetch"))
         try:
             self._done.emit()
         except RuntimeError:   # the window (and this object) closed meanwhile
@@ -109,13 +135,17 @@ class ImportWarmer(QObject):
 
 def warm_after_start(window) -> ImportWarmer:
     """Start an :class:`ImportWarmer` for ``window`` (a :class:`ui.main_window.MainWindow`) once its
-    shapes are known (torch imported, after the first paint); ``window.import_warmer`` holds it."""
+    shapes are known (torch imported, after the first paint), prefetching the current preset's data
+    set; when it is done, the window lays out its hidden workspaces. ``window.import_warmer`` holds it."""
     warmer = ImportWarmer(window)
     window.import_warmer = warmer
 
     def start() -> None:
         if window.analysis().report is not None:
-            warmer.start(modules_for_dataset(window.document.current.task.dataset))
+            dataset = window.document.current.task.dataset
+            warmer.start(modules_for_dataset(dataset), prefetch_for_dataset(dataset))
 
     window.shapes_ready.connect(start)
+    if hasattr(window, "prepare_hidden_workspaces"):
+        warmer.finished.connect(window.prepare_hidden_workspaces)
     return warmer

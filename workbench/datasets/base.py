@@ -158,7 +158,8 @@ class DatasetEntry:
     target column). ``download(root, progress)`` fetches a downloadable set into the data root;
     ``locate(root)`` says where its files are (None: not there), ``searched(root)`` where it looks.
     ``imports``: the heavy libraries ``load`` imports on first use (the app imports them ahead of
-    the first run, :mod:`ui.warmup`)."""
+    the first run, :mod:`ui.warmup`). ``prefetch()``, for an embedded set, parses its files into
+    memory (kept for later loads), so the app can do it at idle instead of in the first run."""
 
     name: str
     kind: Literal["classification", "regression", "auto"]
@@ -174,6 +175,7 @@ class DatasetEntry:
     locate: Callable[[Path], Path | None] | None = field(default=None, repr=False, compare=False)
     searched: Callable[[Path], list[Path]] | None = field(default=None, repr=False, compare=False)
     imports: tuple[str, ...] = ()
+    prefetch: Callable[[], object] | None = field(default=None, repr=False, compare=False)
 
     @property
     def option_schema(self) -> dict[str, ParamSpec]:

@@ -30,7 +30,7 @@ _SKLEARN = ("sklearn.datasets", "sklearn.datasets.data", "sklearn.datasets.descr
 def _entry(name: str, kind: str, summary: str, citation: str, source: str, options: Sequence[ParamSpec],
            describe: Callable[..., Described], load: Callable[[LoadRequest], RawData],
            check: Callable[..., list[tuple[str, str, str]]] | None = None, downloads: bool = False,
-           imports: Sequence[str] = ()) -> DatasetEntry:
+           imports: Sequence[str] = (), prefetch: Callable[[], object] | None = None) -> DatasetEntry:
     extra: dict[str, Any] = {}
     if downloads:
         extra = dict(download=lambda root, progress=None, _n=name: downloadable.download(_n, root, progress),
@@ -38,7 +38,7 @@ def _entry(name: str, kind: str, summary: str, citation: str, source: str, optio
                      searched=lambda root, _n=name: downloadable.searched(_n, Path(root)))
     entry = DatasetEntry(name=name, kind=kind, summary=summary, citation=citation, source=source,  # type: ignore[arg-type]
                          options=tuple(options), describe=describe, load=load, check=check, imports=tuple(imports),
-                         **extra)
+                         prefetch=prefetch, **extra)
     DATASETS[name] = entry
     return entry
 
@@ -55,7 +55,7 @@ _entry("digits", "classification",
        "E. Alpaydin, C. Kaynak, “Optical Recognition of Handwritten Digits”, UCI Machine Learning Repository, "
        "1998 (the test part, as scikit-learn's load_digits ships it)",
        "embedded", [], generated.describe_digits, generated.load_digits,
-       imports=_SKLEARN)
+       imports=_SKLEARN, prefetch=generated.sklearn_digits_arrays)
 
 _entry("parity", "classification",
        "n_inputs random bits, target = parity of the first k_active (the Going-Deeper XOR task); generated",
@@ -102,7 +102,7 @@ _entry("diabetes", "regression",
        "Bradley Efron, Trevor Hastie, Iain Johnstone, Robert Tibshirani, “Least Angle Regression”, Annals of "
        "Statistics 32(2), 2004 (scikit-learn's load_diabetes)",
        "embedded", [], generated.describe_diabetes, generated.load_diabetes,
-       imports=_SKLEARN)
+       imports=_SKLEARN, prefetch=generated.sklearn_diabetes_arrays)
 
 _entry("mnist", "classification",
        "MNIST handwritten digits, 60,000 train + 10,000 test 28×28 grey images, 10 classes; downloaded",
