@@ -228,6 +228,30 @@ class MainWindow(QMainWindow):
         self.workspace_tabs.setCurrentIndex(titles.index(title))
         return True
 
+    def prepare_hidden_workspaces(self) -> None:
+        """Lay out and paint, off screen, each workspace not shown now, at the size of the one shown
+        (one page per event-loop turn). A page's first show otherwise lays out, resizes and paints
+        all its plots in one go: at the first Run after launch that was ~40 ms of the GUI thread
+        (bench/gui_latency.py --first-run, docs/benchmarks.md). The app calls this at idle after
+        start-up (:func:`ui.warmup.warm_after_start`); a page shown later at the same size only
+        repaints what changed."""
+        tabs = self.workspace_tabs
+        pages = [tabs.widget(i) for i in range(tabs.count()) if i != tabs.currentIndex()]
+
+        def next_page() -> None:
+            while pages:
+                page = pages.pop(0)
+                current = tabs.currentWidget()
+                if page.isVisible() or current is None:
+                    continue
+                page.resize(current.size())
+                page.grab()   # polishes, sends the pending resize events, paints once
+                if pages:
+                    QTimer.singleShot(0, self, next_page)
+                return
+
+        next_page()
+
     def current_workspace(self) -> str:
         return self.workspace_tabs.tabText(self.workspace_tabs.currentIndex())
 

@@ -384,3 +384,32 @@ def test_the_inspector_never_clips_a_form(app_window, qtbot) -> None:
         assert insp.widget().width() <= insp.viewport().width(), name     # no field cut at the right
         assert window.width() == 1024, name                                # and the window still fits
         window.document.undo_stack.undo()
+
+
+def test_hidden_workspaces_are_laid_out_at_idle_so_their_first_show_resizes_nothing(app_window, qtbot) -> None:
+    """Issue #12 item 8: the first Run showed the Train workspace for the first time, and laying out,
+    resizing and painting all its plots at once stalled the GUI. ``prepare_hidden_workspaces`` (the
+    app calls it at idle after start-up) lays the hidden pages out at the shown page's size, so the
+    show itself resizes no plot."""
+    import pyqtgraph as pg
+
+    window, _c = app_window()
+    tabs = window.workspace_tabs
+    assert window.current_workspace() == "Build"
+    train = tabs.widget(window.workspace_titles().index("Train"))
+    plots = [v for v in train.findChildren(pg.GraphicsView) if not v.isHidden()]
+    assert plots
+    assert train.size() != tabs.currentWidget().size()          # never shown: not laid out yet
+    window.prepare_hidden_workspaces()
+    hidden = [tabs.widget(i) for i in range(tabs.count()) if i != tabs.currentIndex()]
+    qtbot.waitUntil(lambda: all(p.size() == tabs.currentWidget().size() for p in hidden), timeout=5000)
+    before = {v.objectName(): v.size() for v in plots}
+    resized: list[str] = []
+    for view in plots:
+        view.resizeEvent = (lambda event, _v=view, _orig=view.resizeEvent: (resized.append(_v.objectName()),
+                                                                             _orig(event)))
+    window.show_workspace("Train")
+    qtbot.waitExposed(train)
+    settle(qtbot)
+    assert resized == []
+    assert {v.objectName(): v.size() for v in plots} == before
