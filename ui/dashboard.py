@@ -27,6 +27,7 @@ scroll area, so nothing is ever squeezed below a legible size.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -51,6 +52,11 @@ PANEL_NAMES = ("loss", "accuracy", "grad", "depth", "throughput")
 
 #: At most this many plots are redrawn per timer tick (a full redraw is spread over ticks).
 PANELS_PER_TICK = 2
+
+#: A tick draws its second plot only if the first took less than this (milliseconds of the GUI
+#: thread): a plot that gains curves and legend entries (the first validation points) costs
+#: 15–20 ms, and two such in one tick held the event loop 35 ms (bench/gui_latency.py).
+TICK_BUDGET_MS = 10.0
 
 #: Validation points are drawn as markers up to this many per curve, as a line beyond.
 MARKER_LIMIT = 50
@@ -599,12 +605,15 @@ class Dashboard(QWidget):
             # Oldest first, at most PANELS_PER_TICK per tick: one tick never paints every plot, so
             # the event loop stays free (each raster paint of a plot costs several milliseconds).
             stale.sort(key=lambda name: self._panel_drawn_at.get(name, -1))
-            self._draw(stale[:PANELS_PER_TICK], state)
+            self._draw(stale[:PANELS_PER_TICK], state, budget_s=TICK_BUDGET_MS / 1000.0)
         elif not self._active:
             self._dirty = False
             self.timer.stop()
 
-    def _draw(self, names: list[str], state: tuple | None = None) -> None:
+    def _draw(self, names: list[str], state: tuple | None = None, budget_s: float | None = None) -> None:
+        """Redraw the panels ``names`` in order; with ``budget_s``, stop after the panel that used it up
+        (the others stay stale for the next tick)."""
+        started = time.perf_counter()
         state = state if state is not None else self._state()
         runs = [self._runs[r] for r in self.visible_runs()]
         primary = runs[0] if runs else None
@@ -666,6 +675,8 @@ class Dashboard(QWidget):
                 self._show(self.depth_panel.plot, curves, x_max)
             self._panel_state[name] = state
             self._panel_drawn_at[name] = self._draw_count
+            if budget_s is not None and time.perf_counter() - started >= budget_s:
+                break
         if all(self._panel_state.get(n) == state for n in PANEL_NAMES):
             self._dirty = False
         self.redrawn.emit()
