@@ -42,11 +42,20 @@ def _process_start_time() -> float:
         return time.time()
 
 
+#: The GIL switch interval while the app runs, in seconds (Python's default is 0.005).
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The QApplication (existing one reused), named, with the saved theme applied."""
     app = QApplication.instance()
     if app is None:
         app = QApplication([sys.argv[0] if sys.argv else "afwb", *(argv or [])])
+    # The training thread holds the GIL for up to the switch interval whenever the GUI thread asks
+    # for it, and the GUI thread asks many times per event (every Python override Qt calls while
+    # painting): at Python's default 5 ms those waits added up to tens of milliseconds of stall.
+    # 1 ms keeps each wait short; the training thread's speed is unchanged (docs/benchmarks.md).
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
     app.setOrganizationName(settings_mod.ORGANIZATION)
     app.setApplicationName(settings_mod.APPLICATION)
     app.setApplicationDisplayName(settings_mod.APPLICATION)
