@@ -51,12 +51,12 @@ def measure_app(preset_key: str, limit: int, epochs: int, data_root: str, runs_r
     os.environ["AFWB_DATA"] = data_root
     import numpy as np
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([])
+    from ui.app import build_main_window, create_app
+
+    app = create_app([])   # as the app's main() makes it (theme, GIL switch interval)
     import torch  # noqa: F401 - as in the app after the editor computed shapes
 
-    from ui.app import build_main_window
     from workbench.events import RunStarted
     from workbench.presets import resolve_preset
 
