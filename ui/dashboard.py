@@ -54,9 +54,11 @@ PANEL_NAMES = ("loss", "accuracy", "grad", "depth", "throughput")
 PANELS_PER_TICK = 2
 
 #: A tick draws its second plot only if the first took less than this (milliseconds of the GUI
-#: thread): a plot that gains curves and legend entries (the first validation points) costs
-#: 15–20 ms, and two such in one tick held the event loop 35 ms (bench/gui_latency.py).
-TICK_BUDGET_MS = 10.0
+#: thread). Qt repaints each changed plot 3–4 times right after the tick (items, then the layout
+#: its legend changed), 2–3 ms each, in the same event-loop pass: two plots gaining curves and
+#: legend entries in one tick held the loop 35–50 ms (bench/gui_latency.py --first-run). Most ticks
+#: now draw one plot, so each plot is redrawn at least every len(PANEL_NAMES) × REDRAW_MS ms.
+TICK_BUDGET_MS = 4.0
 
 #: Validation points are drawn as markers up to this many per curve, as a line beyond.
 MARKER_LIMIT = 50

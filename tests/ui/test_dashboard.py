@@ -278,6 +278,31 @@ def test_a_tick_redraws_at_most_two_plots(dash, qtbot) -> None:
     dash.shutdown()
 
 
+def test_a_tick_stops_after_a_plot_that_used_up_its_budget(dash, qtbot) -> None:
+    """The second plot of a tick is drawn only if the first was quick (TICK_BUDGET_MS): a slow one
+    and the repaints Qt runs right after it must not be followed by another in the same tick."""
+    import time
+
+    from ui.dashboard import TICK_BUDGET_MS
+
+    dash.start_run("r1", "run")
+    dash.add_events("r1", list(events())[:20])
+    drawn = []
+    for panel in dash.panels():
+        orig = panel.set_curves
+
+        def slow(*a, _p=panel, _o=orig, **k):
+            drawn.append(_p.objectName())
+            time.sleep(1.5 * TICK_BUDGET_MS / 1000)   # sleeps at least this long: over the budget
+            return _o(*a, **k)
+        panel.set_curves = slow
+    dash._tick()
+    assert len(drawn) == 1
+    dash._tick()
+    assert len(drawn) == 2 and drawn[0] != drawn[1]   # the next tick draws the next stale plot
+    dash.shutdown()
+
+
 def test_plots_follow_the_dark_theme(dash, qtbot) -> None:
     from PySide6.QtWidgets import QApplication
 
