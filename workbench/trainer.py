@@ -641,7 +641,12 @@ class Trainer:
             paused_at_emit = self._paused_s
             for bi, (s0, s1, n_global, scale) in enumerate(steps):
                 if local_control and (stop.is_set() or not running.is_set()):
-                    self._wait_if_paused()
+                    try:
+                        self._wait_if_paused()
+                    except _StopRequested:   # the steps since the last emit were trained: count them
+                        self._step = step
+                        self._samples += sum(win_n)
+                        raise
                 if fresh:
                     x, y = data.fresh_batch(s1 - s0, local_generator)
                 else:

@@ -642,3 +642,29 @@ def test_a_run_stopped_inside_its_first_epoch_reports_its_time_and_loss():
     # Metrics carry the training time so far; the summary counts the unfinished epoch's time too
     assert 0 < metrics[0].seconds < metrics[1].seconds <= summary.seconds
     assert summary.samples_per_s == pytest.approx(10 * 8 / summary.seconds)
+
+
+def test_a_run_stopped_between_emits_counts_the_steps_it_took(optimizer_steps):
+    """summary.steps and samples/s count every optimiser step taken, also those after the last
+    emit (they were set only at emits, so a stop between two undercounted them)."""
+    p = mlp_digits(epochs=1)
+    p.task.batch_size = 8                  # 180 steps in the epoch
+    p.monitor.every_steps = 5
+    trainer = Trainer(p)
+    calls = {"n": 0}
+
+    def stop_at_the_seventh_training_forward(module, args, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 7:
+                trainer.stop()             # step 7 completes; honoured before step 8
+
+    def on_event(event):
+        if isinstance(event, RunStarted):
+            trainer.model.register_forward_hook(stop_at_the_seventh_training_forward)
+
+    summary = trainer.run(on_event)
+    assert summary.status == "stopped"
+    assert optimizer_steps.count == 7
+    assert summary.steps == 7
+    assert summary.samples_per_s == pytest.approx(7 * 8 / summary.seconds)
