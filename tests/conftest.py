@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -242,14 +242,40 @@ def make_damaged_runs():
     return make
 
 
-def _write_idx(path: Path, array, compress: bool) -> None:
-    import gzip
+def idx_bytes(array) -> bytes:
+    """``array`` as an IDX file (uint8 data, big-endian header), uncompressed."""
     import struct
 
     import numpy as np
 
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _mnist_arrays() -> dict[str, Any]:
+    """The four MNIST IDX files' contents: 20 training and 6 test images of random pixels, labels
+    0-9 in turn (file name without ``.gz`` → array)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"train-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)),
+            "train-labels-idx1-ubyte": np.arange(20) % 10,
+            "t10k-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)),
+            "t10k-labels-idx1-ubyte": np.arange(6) % 10}
+
+
+def mnist_gz_files() -> dict[str, bytes]:
+    """:func:`fake_mnist`'s four files gzipped in memory (``name.gz`` → bytes; the same bytes every
+    call), as a download server would send them."""
+    import gzip
+
+    return {f"{name}.gz": gzip.compress(idx_bytes(array), mtime=0) for name, array in _mnist_arrays().items()}
+
+
+def _write_idx(path: Path, array, compress: bool) -> None:
+    import gzip
+
+    data = idx_bytes(array)
     if compress:
         with gzip.open(str(path) + ".gz", "wb") as fh:
             fh.write(data)
@@ -261,14 +287,10 @@ def _write_idx(path: Path, array, compress: bool) -> None:
 def fake_mnist():
     """``make(folder, compress)``: the four MNIST IDX files in ``folder`` (20 training and 6 test
     images of random pixels, labels 0-9 in turn), gzipped or plain."""
-    import numpy as np
 
     def make(folder: Path, compress: bool) -> None:
         folder.mkdir(parents=True)
-        rng = np.random.default_rng(0)
-        _write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (20, 28, 28)), compress)
-        _write_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 10, compress)
-        _write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28)), compress)
-        _write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(6) % 10, compress)
+        for name, array in _mnist_arrays().items():
+            _write_idx(folder / name, array, compress)
 
     return make

@@ -4,10 +4,8 @@ Downloads use the real code path; only the network fetch (``urllib.request.urlop
 by a fake server, and torchvision's table of MNIST's files is set to describe the files it serves."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
-import struct
 import threading
 import urllib.request
 from pathlib import Path
@@ -18,24 +16,12 @@ import torchvision
 from PySide6.QtCore import QSettings
 
 import ui.data_controls as data_controls
+from tests.conftest import mnist_gz_files
 from ui.data_controls import DataControls
 from ui.downloader import DatasetDownload
 from workbench.spec import Preset, TaskSpec
 
 
-def _idx_gz(array: np.ndarray) -> bytes:
-    data = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return gzip.compress(data + array.astype(np.uint8).tobytes(), mtime=0)
-
-
-def _mnist_files() -> dict[str, bytes]:
-    rng = np.random.default_rng(1)
-    return {
-        "train-images-idx3-ubyte.gz": _idx_gz(rng.integers(0, 256, (30, 28, 28))),
-        "train-labels-idx1-ubyte.gz": _idx_gz(np.arange(30) % 10),
-        "t10k-images-idx3-ubyte.gz": _idx_gz(rng.integers(0, 256, (10, 28, 28))),
-        "t10k-labels-idx1-ubyte.gz": _idx_gz(np.arange(10) % 10),
-    }
 
 
 class _Slow(io.BytesIO):
@@ -56,7 +42,7 @@ class _Slow(io.BytesIO):
 
 @pytest.fixture
 def fake_mnist_server(monkeypatch):
-    files = _mnist_files()
+    files = mnist_gz_files()
     gate = threading.Event()
     gate.set()
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["https://mirror.example/"])
@@ -103,7 +89,7 @@ def test_download_with_progress_then_the_files_are_found(controls, qtbot, tmp_pa
         assert not controls.progress_bar.isHidden() and not controls.cancel_button.isHidden()
     assert ended.args == ["mnist", "finished"]
     raw = tmp_path / "data" / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(_mnist_files())
+    assert sorted(p.name for p in raw.iterdir()) == sorted(mnist_gz_files())
     assert "found in" in controls.status_label.text() and not controls.download_button.isEnabled()
     assert controls.progress_bar.isHidden()
     assert seen and seen[-1][1] == seen[-1][2] > 0  # the last report of a file: all its bytes

@@ -4,10 +4,8 @@ Only the network fetch is replaced (``urllib.request.urlopen``): a fake server h
 test makes, and torchvision's table of the files (their MD5 sums) is set to describe them."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
-import struct
 import urllib.error
 import urllib.request
 
@@ -15,16 +13,12 @@ import numpy as np
 import pytest
 import torchvision
 
+from tests.conftest import mnist_gz_files
 from workbench import cli
 from workbench.data import DataError, LoadCancelled, check_available, download_dataset, load_dataset
 from workbench.sections import TaskSpec
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def idx_gz(array: np.ndarray) -> bytes:
-    data = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return gzip.compress(data + array.astype(np.uint8).tobytes(), mtime=0)
 
 
 class FakeResponse(io.BytesIO):
@@ -60,18 +54,8 @@ def server(monkeypatch):
     return serve
 
 
-def mnist_files() -> dict[str, bytes]:
-    rng = np.random.default_rng(0)
-    return {
-        "train-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (20, 28, 28))),
-        "train-labels-idx1-ubyte.gz": idx_gz(np.arange(20) % 10),
-        "t10k-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (6, 28, 28))),
-        "t10k-labels-idx1-ubyte.gz": idx_gz(np.arange(6) % 10),
-    }
-
-
 def test_download_into_torchvisions_layout_with_progress(tmp_path, server):
-    requested = server("FashionMNIST", mnist_files(), mirrors=("https://down.example/", "https://mirror.example/"))
+    requested = server("FashionMNIST", mnist_gz_files(), mirrors=("https://down.example/", "https://mirror.example/"))
     with pytest.raises(Exception):
         check_available(TaskSpec(dataset="fashion-mnist"), tmp_path)
     seen: list[tuple[str, int, int]] = []
@@ -91,7 +75,7 @@ def test_download_into_torchvisions_layout_with_progress(tmp_path, server):
 
 
 def test_cancel_leaves_nothing_half_written(tmp_path, server):
-    server("MNIST", mnist_files())
+    server("MNIST", mnist_gz_files())
 
     def progress(what: str, done: int, total: int) -> None:
         if what.startswith("downloading train-labels") or done > 100:
@@ -104,7 +88,7 @@ def test_cancel_leaves_nothing_half_written(tmp_path, server):
 
 
 def test_a_damaged_download_is_refused(tmp_path, server):
-    files = mnist_files()
+    files = mnist_gz_files()
     server("MNIST", files)
     files_served = dict(files)
     files_served["train-images-idx3-ubyte.gz"] = b"garbage"
@@ -162,7 +146,7 @@ def test_cifar10_archive_is_fetched_and_extracted(tmp_path, monkeypatch):
 
 
 def test_cli_download_and_train_download(tmp_path, server, capsys):
-    server("MNIST", mnist_files())
+    server("MNIST", mnist_gz_files())
     assert cli.main(["download", "mnist", "--data-root", str(tmp_path / "a"), "--quiet"]) == 0
     assert str(tmp_path / "a" / "MNIST" / "raw") in capsys.readouterr().out
     assert cli.main(["download", "digits", "--data-root", str(tmp_path / "a")]) == 2
