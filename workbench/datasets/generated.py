@@ -8,7 +8,6 @@ data and split every time.
 from __future__ import annotations
 
 import base64
-import functools
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,7 +17,7 @@ from workbench.datasets.base import DataError, Described, LoadRequest, RawData
 __all__ = ["make_parity", "make_checkerboard", "make_spirals", "hannet_split", "DIGIT_NAMES", "load_digits",
            "load_parity", "load_checkerboard", "load_spirals", "load_diabetes", "describe_digits",
            "describe_parity", "describe_checkerboard", "describe_spirals", "describe_diabetes",
-           "check_parity", "check_checkerboard", "sklearn_digits_arrays", "sklearn_diabetes_arrays"]
+           "check_parity", "check_checkerboard", "sklearn_arrays", "SKLEARN_ARRAYS"]
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
@@ -28,15 +27,21 @@ def describe_digits(options: Mapping[str, Any], base_dir: Any = None) -> Describ
     return Described("classification", (1, 8, 8), DIGIT_NAMES)
 
 
-@functools.lru_cache(maxsize=1)
-def sklearn_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``load_digits()`` data (1,797 × 64, values 0–16) and targets, parsed once per
-    process and kept read-only: parsing its CSV holds the GIL for ~30 ms, which the app's GUI
-    thread would wait for if a run did it (the app prefetches it at idle, :mod:`ui.warmup`)."""
-    from sklearn.datasets import load_digits as sklearn_digits
+#: scikit-learn's embedded sets parsed so far in this process (``"digits"`` → (data, target)).
+SKLEARN_ARRAYS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    d = sklearn_digits()
-    return _read_only(d.data), _read_only(d.target)
+
+def sklearn_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ``load_<name>()`` data and targets (``digits``: 1,797 × 64, values 0–16;
+    ``diabetes``: 442 × 10), parsed once per process and kept read-only. Parsing the digits CSV holds
+    the GIL ~30 ms, which the app's GUI thread would wait for if a run did it: the app prefetches the
+    preset's set at idle (:mod:`ui.warmup`)."""
+    if name not in SKLEARN_ARRAYS:
+        import sklearn.datasets
+
+        d = getattr(sklearn.datasets, f"load_{name}")()
+        SKLEARN_ARRAYS[name] = (_read_only(d.data), _read_only(d.target))
+    return SKLEARN_ARRAYS[name]
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -46,7 +51,7 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 
 def load_digits(req: LoadRequest) -> RawData:
     """scikit-learn's 1,797 8×8 digits as 1×8×8 images in [0, 1] (values 0–16 divided by 16)."""
-    data, target = sklearn_digits_arrays()
+    data, target = sklearn_arrays("digits")
     x = (data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
     return RawData(x, target.astype(np.int64), "classification", DIGIT_NAMES, image=True, norm="pixels")
 
@@ -209,19 +214,9 @@ def describe_diabetes(options: Mapping[str, Any], base_dir: Any = None) -> Descr
     return Described("regression", (10,), ("disease progression",))
 
 
-@functools.lru_cache(maxsize=1)
-def sklearn_diabetes_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``load_diabetes()`` features (442 × 10) and targets, parsed once per process
-    and kept read-only (as :func:`sklearn_digits_arrays`)."""
-    from sklearn.datasets import load_diabetes as sklearn_diabetes
-
-    d = sklearn_diabetes()
-    return _read_only(d.data), _read_only(d.target)
-
-
 def load_diabetes(req: LoadRequest) -> RawData:
     """442 patients, 10 features and the disease progression one year later; features and target
     are standardised with the training split's mean and std."""
-    data, target = sklearn_diabetes_arrays()
+    data, target = sklearn_arrays("diabetes")
     return RawData(data.astype(np.float64), target.astype(np.float64)[:, None], "regression",
                    ("disease progression",), norm="features_always")

@@ -7,6 +7,7 @@ neither torch nor scikit-learn.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -55,7 +56,7 @@ _entry("digits", "classification",
        "E. Alpaydin, C. Kaynak, “Optical Recognition of Handwritten Digits”, UCI Machine Learning Repository, "
        "1998 (the test part, as scikit-learn's load_digits ships it)",
        "embedded", [], generated.describe_digits, generated.load_digits,
-       imports=_SKLEARN, prefetch=generated.sklearn_digits_arrays)
+       imports=_SKLEARN, prefetch=functools.partial(generated.sklearn_arrays, "digits"))
 
 _entry("parity", "classification",
        "n_inputs random bits, target = parity of the first k_active (the Going-Deeper XOR task); generated",
@@ -102,7 +103,7 @@ _entry("diabetes", "regression",
        "Bradley Efron, Trevor Hastie, Iain Johnstone, Robert Tibshirani, “Least Angle Regression”, Annals of "
        "Statistics 32(2), 2004 (scikit-learn's load_diabetes)",
        "embedded", [], generated.describe_diabetes, generated.load_diabetes,
-       imports=_SKLEARN, prefetch=generated.sklearn_diabetes_arrays)
+       imports=_SKLEARN, prefetch=functools.partial(generated.sklearn_arrays, "diabetes"))
 
 _entry("mnist", "classification",
        "MNIST handwritten digits, 60,000 train + 10,000 test 28×28 grey images, 10 classes; downloaded",
