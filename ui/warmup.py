@@ -48,21 +48,24 @@ RUN_MODULES: tuple[str, ...] = (
     "platformdirs",                # the default data and runs folders
 )
 
+def _dataset_entry(dataset: str):
+    """``dataset``'s registry entry (:class:`~workbench.datasets.base.DatasetEntry`), None if unknown."""
+    from workbench.datasets import DATASETS
+
+    return DATASETS.get(dataset) if isinstance(dataset, str) else None
+
+
 def modules_for_dataset(dataset: str) -> tuple[str, ...]:
     """:data:`RUN_MODULES` plus the libraries the loader of ``dataset`` imports lazily, as its entry
     in the dataset registry declares them (``DatasetEntry.imports``; none for most data sets)."""
-    from workbench.datasets import DATASETS
-
-    entry = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    entry = _dataset_entry(dataset)
     return RUN_MODULES + (entry.imports if entry is not None else ())
 
 
 def prefetch_for_dataset(dataset: str) -> Callable[[], object] | None:
     """What reads ``dataset``'s embedded files into memory ahead of the first run (its registry
     entry's ``prefetch``; None for the others)."""
-    from workbench.datasets import DATASETS
-
-    entry = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    entry = _dataset_entry(dataset)
     return entry.prefetch if entry is not None else None
 
 
